@@ -1,0 +1,361 @@
+"""What every sandbox shares: valid tokens, the request log, fault knobs, and the
+``/_sandbox/...`` control endpoints that let a test, the demo or a benchmark drive a
+sandbox running in another process.
+
+A vendor sandbox builds its own Starlette app for the vendor's paths and wraps it with
+:meth:`SandboxCore.wrap`; the result is one ASGI app that serves both.
+
+Control endpoints (JSON):
+
+=======  ===========================  ==================================================
+GET      /_sandbox/records            what the sandbox holds (the vendor's snapshot)
+GET      /_sandbox/requests           every vendor request: method, path, query, status
+GET      /_sandbox/violations         requests with a method the API must never receive
+PUT      /_sandbox/tokens             ``{"tokens": [...]}``: the credentials it accepts
+POST     /_sandbox/expire-tokens      every current token now answers 401
+POST     /_sandbox/faults             ``{"status", "retry_after", "count", "path_prefix",
+                                      "latency_ms"}``: the next ``count`` requests fail
+POST     /_sandbox/reset              forget records, requests, faults
+=======  ===========================  ==================================================
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTROL_PREFIX = "/_sandbox/"
+
+#: Builds the vendor's error body for an injected fault: (status, message) -> JSON.
+ErrorBody = Callable[[int, str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request a sandbox received on the vendor's paths."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    header_names: tuple[str, ...]
+    at: float
+
+
+@dataclass(slots=True)
+class _Fault:
+    status: int
+    retry_after: float | None
+    remaining: int
+    path_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """The state of a rate-limit window after counting one request."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
+class SlidingWindow:
+    """At most ``limit`` requests in any ``interval`` seconds, as vendors count them."""
+
+    def __init__(self, limit: int, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.interval = interval
+        self._clock = clock
+        self._hits: deque[float] = deque()
+
+    def hit(self) -> Throttle:
+        """Count one request; say whether it is allowed and what is left."""
+        now = self._clock()
+        while self._hits and now - self._hits[0] >= self.interval:
+            self._hits.popleft()
+        reset = self.interval - (now - self._hits[0]) if self._hits else self.interval
+        if len(self._hits) >= self.limit:
+            return Throttle(False, self.limit, 0, reset)
+        self._hits.append(now)
+        return Throttle(True, self.limit, self.limit - len(self._hits), reset)
+
+    def clear(self) -> None:
+        """Forget every counted request."""
+        self._hits.clear()
+
+
+class SandboxCore:
+    """The state every sandbox shares, and the control endpoints over it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        error_body: ErrorBody,
+        tokens: Iterable[str] = (),
+        allowed_methods: frozenset[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.error_body = error_body
+        self.tokens: set[str] = set(tokens)
+        self.expired: set[str] = set()
+        self.allowed_methods = allowed_methods
+        self.requests: list[RecordedRequest] = []
+        self.violations: list[RecordedRequest] = []
+        self.latency_ms = 0
+        self._faults: deque[_Fault] = deque()
+
+    # -- knobs -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        count: int = 1,
+        path_prefix: str = "",
+    ) -> None:
+        """Answer the next ``count`` matching vendor requests with ``status``."""
+        self._faults.append(_Fault(status, retry_after, count, path_prefix))
+
+    def expire_tokens(self) -> None:
+        """Every token accepted so far now answers 401."""
+        self.expired |= self.tokens
+        self.tokens.clear()
+
+    def reset(self) -> None:
+        """Forget requests, violations, faults and latency (records are the vendor's)."""
+        self.requests.clear()
+        self.violations.clear()
+        self._faults.clear()
+        self.latency_ms = 0
+
+    # -- helpers for vendor routes ------------------------------------------------------
+
+    def bearer(self, request: Request) -> str | None:
+        """The Bearer token of ``request``, if any."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether ``token`` is a currently valid credential."""
+        return token is not None and token in self.tokens
+
+    # -- ASGI ----------------------------------------------------------------------------
+
+    def wrap(
+        self,
+        vendor_app: ASGIApp,
+        *,
+        snapshot: Callable[[], Any],
+        reset_records: Callable[[], None],
+        extra_routes: Sequence[BaseRoute] = (),
+    ) -> ASGIApp:
+        """One ASGI app: the control endpoints, then faults and logging around the vendor."""
+        control = Starlette(routes=[*self._control_routes(snapshot, reset_records), *extra_routes])
+        return _SandboxApp(self, control, vendor_app)
+
+    def _control_routes(
+        self, snapshot: Callable[[], Any], reset_records: Callable[[], None]
+    ) -> list[BaseRoute]:
+        async def records(_: Request) -> Response:
+            return JSONResponse(snapshot())
+
+        async def requests(_: Request) -> Response:
+            return JSONResponse([asdict(r) for r in self.requests])
+
+        async def violations(_: Request) -> Response:
+            return JSONResponse([asdict(r) for r in self.violations])
+
+        async def tokens(request: Request) -> Response:
+            body = await request.json()
+            self.tokens = {str(t) for t in body.get("tokens", [])}
+            self.expired.clear()
+            return JSONResponse({"tokens": len(self.tokens)})
+
+        async def expire(_: Request) -> Response:
+            self.expire_tokens()
+            return JSONResponse({"expired": len(self.expired)})
+
+        async def faults(request: Request) -> Response:
+            body = await request.json()
+            if "latency_ms" in body:
+                self.latency_ms = int(body["latency_ms"])
+            if "status" in body:
+                self.fail_next(
+                    int(body["status"]),
+                    retry_after=body.get("retry_after"),
+                    count=int(body.get("count", 1)),
+                    path_prefix=str(body.get("path_prefix", "")),
+                )
+            return JSONResponse({"pending_faults": len(self._faults)})
+
+        async def reset(_: Request) -> Response:
+            self.reset()
+            reset_records()
+            return JSONResponse({"reset": True})
+
+        p = CONTROL_PREFIX
+        return [
+            Route(p + "records", records, methods=["GET"]),
+            Route(p + "requests", requests, methods=["GET"]),
+            Route(p + "violations", violations, methods=["GET"]),
+            Route(p + "tokens", tokens, methods=["PUT"]),
+            Route(p + "expire-tokens", expire, methods=["POST"]),
+            Route(p + "faults", faults, methods=["POST"]),
+            Route(p + "reset", reset, methods=["POST"]),
+        ]
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if path.startswith(fault.path_prefix):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+
+class _SandboxApp:
+    """Routes control paths to the control app; records and perturbs vendor requests."""
+
+    def __init__(self, core: SandboxCore, control: ASGIApp, vendor: ASGIApp) -> None:
+        self.core = core
+        self.control = control
+        self.vendor = vendor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await (self.control if scope["type"] == "http" else self.vendor)(scope, receive, send)
+            return
+        core = self.core
+        status_seen = 0
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = int(message["status"])
+            await send(message)
+
+        if core.latency_ms:
+            await anyio.sleep(core.latency_ms / 1000)
+        method = scope["method"]
+        path = scope["path"]
+        if core.allowed_methods is not None and method not in core.allowed_methods:
+            response: ASGIApp = JSONResponse(
+                core.error_body(405, f"method {method} is not allowed"), status_code=405
+            )
+        elif (fault := core._take_fault(path)) is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(int(fault.retry_after))
+            response = JSONResponse(
+                core.error_body(fault.status, "injected fault"),
+                status_code=fault.status,
+                headers=headers,
+            )
+        else:
+            response = self.vendor
+        await response(scope, receive, recording_send)
+        record = RecordedRequest(
+            method=method,
+            path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            status=status_seen,
+            header_names=tuple(sorted({k.decode("latin-1").lower() for k, _ in scope["headers"]})),
+            at=time.time(),
+        )
+        core.requests.append(record)
+        if core.allowed_methods is not None and method not in core.allowed_methods:
+            core.violations.append(record)
+
+
+class SandboxControl:
+    """Drives a sandbox in another process through its control endpoints."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        # Control endpoints sit at the server's root, whatever path the vendor API has.
+        root = httpx.URL(base_url).copy_with(path=CONTROL_PREFIX.rstrip("/"), query=None)
+        self._http = httpx.Client(base_url=root, timeout=timeout)
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _json(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def records(self) -> Any:
+        """What the sandbox holds, in the vendor sandbox's snapshot shape."""
+        return self._json("GET", "/records")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every vendor request received since the last reset."""
+        result: list[dict[str, Any]] = self._json("GET", "/requests")
+        return result
+
+    def violations(self) -> list[dict[str, Any]]:
+        """Requests with a method the API must never receive."""
+        result: list[dict[str, Any]] = self._json("GET", "/violations")
+        return result
+
+    def set_tokens(self, tokens: Iterable[str]) -> None:
+        """Replace the credentials the sandbox accepts."""
+        self._json("PUT", "/tokens", {"tokens": list(tokens)})
+
+    def expire_tokens(self) -> None:
+        """Make every current token answer 401."""
+        self._json("POST", "/expire-tokens")
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        count: int = 1,
+        path_prefix: str = "",
+    ) -> None:
+        """Make the next ``count`` vendor requests fail with ``status``."""
+        self._json(
+            "POST",
+            "/faults",
+            {
+                "status": status,
+                "retry_after": retry_after,
+                "count": count,
+                "path_prefix": path_prefix,
+            },
+        )
+
+    def set_latency(self, latency_ms: int) -> None:
+        """Delay every vendor request by ``latency_ms``."""
+        self._json("POST", "/faults", {"latency_ms": latency_ms})
+
+    def reset(self) -> None:
+        """Forget records, requests and faults."""
+        self._json("POST", "/reset")
+
+    def post(self, path: str, body: Any) -> Any:
+        """Call a vendor-specific control endpoint (``path`` relative to /_sandbox)."""
+        return self._json("POST", path, body)

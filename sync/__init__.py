@@ -1,0 +1,1 @@
+"""syncd: the daemon core. Never imports a concrete connector by name."""

@@ -1,0 +1,72 @@
+"""Serve an ASGI app on a socket we bound ourselves, as a task with an owner.
+
+uvicorn normally installs signal handlers and binds its own socket; syncd owns both (the
+daemon's signals, the control socket's mode, a sandbox's port 0), so this drives uvicorn's
+startup, main loop and shutdown directly from inside a task group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Generator
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+from starlette.types import ASGIApp
+
+
+class _OwnedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its owner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A listening TCP socket on loopback (port 0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    graceful_seconds: int = 5,
+    task_status: TaskStatus[uvicorn.Server] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``sock`` until cancelled or until ``server.should_exit`` is set.
+
+    Reports the server through ``task_status`` once it accepts connections.
+    """
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+    )
+    config.load()
+    server = _OwnedServer(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    task_status.started(server)
+    try:
+        await server.main_loop()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.shutdown(sockets=[sock])
+
+
+def url_of(sock: socket.socket) -> str:
+    """The http:// base URL a loopback TCP socket serves."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"

@@ -1,0 +1,201 @@
+"""The behaviour every CRM connector shares, stated once; each connector's test class
+subclasses :class:`CRMContract` and fills in the hooks at the bottom."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from connectors._http import RetryPolicy
+from connectors.base import CRM, ConnectorSettings, Contact, OverwritePolicy
+from sync.errors import AuthError
+
+TOKEN = "sandbox-token-contract"
+
+ADA = Contact(
+    member_id="urn:li:member:9001",
+    fields={
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": "ada@analytical.example",
+        "company": "Analytical Engines",
+        "title": "Analyst",
+        "linkedin_url": "https://www.linkedin.com/in/ada-lovelace",
+    },
+)
+
+
+def with_fields(contact: Contact, **changes: str) -> Contact:
+    """``contact`` with some fields replaced or added."""
+    return Contact(contact.member_id, {**contact.fields, **changes}, contact.messages)
+
+
+class SleepRecorder:
+    """Stands in for ``anyio.sleep`` in a RetryPolicy: records the wait, returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class CRMContract:
+    """Upserts are idempotent, keep the CRM's id, respect human edits, and fail usefully."""
+
+    type_name: ClassVar[str]
+
+    # -- hooks each connector's test class provides --------------------------------------
+
+    def make_sandbox(self) -> Any:
+        """A fresh sandbox that accepts :data:`TOKEN`-derived credentials."""
+        raise NotImplementedError
+
+    def credential(self) -> str:
+        """The credential the sandbox accepts, as the keyring would hold it."""
+        return TOKEN
+
+    def record_count(self, sandbox: Any) -> int:
+        """How many person records the sandbox holds."""
+        raise NotImplementedError
+
+    def edit_in_crm(self, sandbox: Any, crm_id: str, field: str, value: str) -> None:
+        """Change one canonical field of a record as a human would, in the CRM's UI."""
+        raise NotImplementedError
+
+    def crm_class(self) -> Any:
+        """The connector's CRM client class."""
+        raise NotImplementedError
+
+    # -- shared fixtures -----------------------------------------------------------------
+
+    @pytest.fixture
+    def sandbox(self) -> Any:
+        return self.make_sandbox()
+
+    @pytest.fixture
+    def sleeps(self) -> SleepRecorder:
+        return SleepRecorder()
+
+    def make_crm(
+        self,
+        sandbox: Any,
+        sleeps: SleepRecorder,
+        *,
+        overwrite: OverwritePolicy = "empty-only",
+        credential: str | None = None,
+        options: dict[str, object] | None = None,
+    ) -> CRM:
+        """A client of the connector, talking to ``sandbox`` in-process over ASGI."""
+        settings = ConnectorSettings(
+            instance=self.type_name,
+            type=self.type_name,
+            base_url="http://sandbox.test",
+            overwrite=overwrite,
+            options=options or {},
+        )
+        client: CRM = self.crm_class()(
+            settings,
+            credential if credential is not None else self.credential(),
+            transport=httpx.ASGITransport(app=sandbox.app),
+            retry=RetryPolicy(attempts=4, sleep=sleeps),
+        )
+        return client
+
+    # -- the contract --------------------------------------------------------------------
+
+    async def test_upsert_twice_gives_one_record(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """Relaying the same person twice leaves exactly one record."""
+        crm = self.make_crm(sandbox, sleeps)
+        first = await crm.upsert_contacts([ADA])
+        second = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert first[0].outcome == "created"
+        assert second[0].outcome == "unchanged"
+        assert second[0].id == first[0].id
+        assert self.record_count(sandbox) == 1
+
+    async def test_update_keeps_the_crm_id(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """A new value for an empty field is an update of the same record."""
+        crm = self.make_crm(sandbox, sleeps)
+        (first,) = await crm.upsert_contacts([ADA])
+        (second,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0000")])
+        await crm.aclose()
+        assert (second.outcome, second.id) == ("updated", first.id)
+        assert self.record_count(sandbox) == 1
+
+    async def test_empty_only_keeps_a_human_edit(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """By default a value someone edited in the CRM is not replaced."""
+        crm = self.make_crm(sandbox, sleeps)
+        (first,) = await crm.upsert_contacts([ADA])
+        assert first.id is not None
+        self.edit_in_crm(sandbox, first.id, "title", "Countess")
+        (second,) = await crm.upsert_contacts([with_fields(ADA, title="Mathematician")])
+        await crm.aclose()
+        assert second.outcome == "unchanged"
+
+    async def test_always_replaces_a_human_edit(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """With overwrite = "always" syncd's value wins."""
+        crm = self.make_crm(sandbox, sleeps, overwrite="always")
+        (first,) = await crm.upsert_contacts([ADA])
+        assert first.id is not None
+        self.edit_in_crm(sandbox, first.id, "title", "Countess")
+        (second,) = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert (second.outcome, second.id) == ("updated", first.id)
+
+    async def test_429_waits_for_retry_after(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """A throttled request is retried after at least the Retry-After the CRM sent."""
+        crm = self.make_crm(sandbox, sleeps)
+        sandbox.core.fail_next(429, retry_after=7)
+        (outcome,) = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert outcome.outcome == "created"
+        assert sleeps.waits
+        assert max(sleeps.waits) >= 7
+        assert self.record_count(sandbox) == 1
+
+    async def test_rejected_token_is_auth_error(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """A credential the CRM refuses raises AuthError naming the instance."""
+        crm = self.make_crm(sandbox, sleeps, credential=self.rejected_credential())
+        with pytest.raises(AuthError) as caught:
+            await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert caught.value.connector == self.type_name
+        assert "syncd auth set" in str(caught.value)
+        assert self.record_count(sandbox) == 0
+
+    async def test_check_auth_accepts_and_refuses(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """check_auth passes with the sandbox's credential and raises AuthError without it."""
+        good = self.make_crm(sandbox, sleeps)
+        await good.check_auth()
+        await good.aclose()
+        bad = self.make_crm(sandbox, sleeps, credential=self.rejected_credential())
+        with pytest.raises(AuthError):
+            await bad.check_auth()
+        await bad.aclose()
+
+    async def test_rejected_record_is_reported_not_retried(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """A record the CRM refuses with a 400 is a failed outcome, after one attempt."""
+        crm = self.make_crm(sandbox, sleeps)
+        sandbox.core.fail_next(400, count=50, path_prefix=self.write_path_prefix())
+        (outcome,) = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert outcome.outcome == "failed"
+        assert "400" in outcome.detail
+        assert sleeps.waits == []
+        assert "Lovelace" not in outcome.detail
+
+    def rejected_credential(self) -> str:
+        """A credential of the right shape that the sandbox does not accept."""
+        return "not-a-valid-token"
+
+    def write_path_prefix(self) -> str:
+        """The path prefix of the requests that create records (for fault injection)."""
+        raise NotImplementedError
