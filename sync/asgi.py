@@ -7,6 +7,7 @@ startup, main loop and shutdown directly from inside a task group.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Generator
@@ -40,6 +41,7 @@ async def serve(
     sock: socket.socket,
     *,
     graceful_seconds: int = 5,
+    http_protocol: type[asyncio.Protocol] | None = None,
     task_status: TaskStatus[uvicorn.Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``sock`` until cancelled or until ``server.should_exit`` is set.
@@ -53,6 +55,7 @@ async def serve(
         lifespan="off",
         timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
+        **({"http": http_protocol} if http_protocol is not None else {}),
     )
     config.load()
     server = _OwnedServer(config)

@@ -1,0 +1,219 @@
+"""The `syncd` command line.
+
+Standard library only at import time: `status`, `add-contact`, `pause` and `resume` are
+thin clients of the daemon and must answer at once. Commands that need httpx, structlog
+or keyring import them inside their handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sync.errors import SyncdError
+
+Handler = Callable[[argparse.Namespace], int]
+
+_EPILOG = """exit codes: 0 done · 1 some target failed or was ambiguous · 2 usage or config error ·
+3 daemon not running · 4 credentials missing or rejected · 5 refused by a privacy rule"""
+
+
+def _socket(args: argparse.Namespace) -> Path:
+    from sync.config import socket_path
+
+    return socket_path(args.config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`syncd run`: the daemon in the foreground."""
+    import anyio
+
+    from sync import log
+    from sync.config import load
+    from sync.daemon import run_daemon
+    from sync.secrets import KeyringTokenStore
+
+    config = load(args.config)
+    log.configure(config.daemon.log_level, config.daemon.log_path(), console=sys.stderr.isatty())
+    store = KeyringTokenStore()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(run_daemon, config, store)
+            print(f"syncd is running; control socket {config.daemon.socket}", file=sys.stderr)
+            sys.stderr.flush()
+
+    anyio.run(main)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`syncd status`: the daemon's state, queue, CRM health and recent outcomes."""
+    from sync.control.client import ControlClient
+
+    status = ControlClient(_socket(args)).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(
+        f"syncd {status['version']}: {status['state']}, up {status['uptime_s']:.0f} s, "
+        f"{status['queue']} pending"
+    )
+    rows = {"source": status.get("source", {}), **status.get("crms", {})}
+    for name, health in rows.items():
+        line = f"  {name}: {health.get('health')}"
+        if health.get("last_error"):
+            line += f" ({health['last_error']})"
+        print(line)
+    recent = status.get("recent", [])
+    if recent:
+        last = recent[0]
+        outcomes = ", ".join(f"{k} {v}" for k, v in last["outcomes"].items())
+        print(f"  last outcome: {last['selection']}: {outcomes} ({len(recent)} recent)")
+    return 0
+
+
+def _set_paused(args: argparse.Namespace, paused: bool) -> int:
+    from sync.control.client import ControlClient
+
+    answer = ControlClient(_socket(args)).call("POST", "/v1/pause" if paused else "/v1/resume")
+    print(f"syncd is {answer['state']}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """`syncd config check`: load the config and report every problem at once."""
+    from sync.config import load
+
+    config = load(args.config)
+    crms = ", ".join(f"{name} ({s.type})" for name, s in config.crms.items())
+    print(f"{config.path}: OK — source {config.source.type}; CRMs: {crms}")
+    return 0
+
+
+def _lazy(module: str, function: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(module), function)(args)
+        return result
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Relay the people you choose from your professional network into your CRMs,"
+        " on your own computer.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"syncd {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="config file (default: $SYNCD_CONFIG, then the user dir)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help, epilog=_EPILOG)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("run", cmd_run, "run the daemon in the foreground (service managers run this)")
+
+    add = command(
+        "add-contact",
+        _lazy("sync.cli_add", "cmd_add_contact"),
+        "relay people to your CRMs; waits and prints one line per CRM",
+    )
+    add.add_argument("refs", nargs="*", metavar="REF", help="profile URL or publicId")
+    add.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+    add.add_argument("--with-messages", action="store_true", help="also relay the conversation")
+    add.add_argument("--no-wait", action="store_true", help="return once the daemon accepted")
+    add.add_argument("--from-file", metavar="F", help="one REF per line ('-' = stdin)")
+    add.add_argument("--json", action="store_true", help="print the control API's outcome objects")
+
+    status = command("status", cmd_status, "the daemon's state, queue and CRM health")
+    status.add_argument("--json", action="store_true", help="machine-readable")
+    command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")
+    command("resume", lambda a: _set_paused(a, False), "relay queued selections again")
+
+    auth = command("auth", lambda a: 2, "store, remove or check credentials in the OS keyring")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
+    auth_set = auth_sub.add_parser("set", parents=[common], help="store a credential (no echo)")
+    auth_set.add_argument("name", help="'source' or a CRM instance name")
+    auth_set.add_argument("--stdin", action="store_true", help="read the value from stdin")
+    auth_set.set_defaults(handler=_lazy("sync.cli_auth", "cmd_auth_set"))
+    auth_rm = auth_sub.add_parser("remove", parents=[common], help="delete a credential")
+    auth_rm.add_argument("name")
+    auth_rm.set_defaults(handler=_lazy("sync.cli_auth", "cmd_auth_remove"))
+    auth_st = auth_sub.add_parser(
+        "status", parents=[common], help="which credentials are stored and accepted"
+    )
+    auth_st.add_argument("--json", action="store_true")
+    auth_st.set_defaults(handler=_lazy("sync.cli_auth", "cmd_auth_status"))
+
+    cfg = command("config", lambda a: 2, "check the config file")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", parents=[common], help="report every problem at once")
+    check.set_defaults(handler=cmd_config_check)
+
+    sandbox = command(
+        "sandbox",
+        _lazy("sync.sandboxes", "cmd_sandbox"),
+        "serve every sandbox on loopback until Ctrl-C, for trying syncd by hand",
+    )
+    sandbox.add_argument("--config-out", metavar="PATH", help="write a config pointing at them")
+
+    demo = command(
+        "demo",
+        _lazy("sync.demo", "cmd_demo"),
+        "relay sample people through sandboxes and a real daemon, then scan for residue",
+    )
+    demo.add_argument("--contacts", type=int, default=5, metavar="N", help="how many (default 5)")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("syncd")
+    except PackageNotFoundError:
+        return "0.0.0+checkout"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors become one sentence on stderr and an exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except SyncdError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"syncd: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("syncd: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"syncd: unexpected {type(error).__name__}; run again with --debug for details",
+            file=sys.stderr,
+        )
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The control API's routes (see DESIGN.md, "Control API"), as one Starlette app."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import ObjectSendStream
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sync.errors import UsageError
+from sync.refs import parse_ref
+from sync.relay import merge_targets
+from sync.state import DaemonState, Selection
+
+log = structlog.get_logger("syncd.control")
+
+MAX_BODY = 1 << 20  # 1 MiB: ~10 000 refs; a bigger --from-file is sent in chunks
+MAX_REFS = 10_000
+MAX_WAIT = 60.0
+
+
+class BadRequest(Exception):
+    """A request the API refuses, with its status and one sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise BadRequest(413, f"the body is larger than {MAX_BODY} bytes; send fewer refs per call")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise BadRequest(413, f"the body is larger than {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest(400, "the body is not valid UTF-8 JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(422, "the body must be a JSON object")
+    return body
+
+
+def _selections_request(
+    body: Mapping[str, Any], crms: Mapping[str, object]
+) -> tuple[list[tuple[str, str]], tuple[str, ...], bool]:
+    unknown = sorted(set(body) - {"refs", "to", "with_messages"})
+    if unknown:
+        raise BadRequest(422, f"unknown field(s) {', '.join(unknown)}")
+    refs = body.get("refs")
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+        raise BadRequest(422, "refs must be a non-empty list of strings")
+    if len(refs) > MAX_REFS:
+        raise BadRequest(413, f"at most {MAX_REFS} refs per call")
+    to = body.get("to")
+    if to is not None and (not isinstance(to, list) or not all(isinstance(n, str) for n in to)):
+        raise BadRequest(422, "to must be a list of CRM names, or null for every CRM")
+    with_messages = body.get("with_messages", False)
+    if not isinstance(with_messages, bool):
+        raise BadRequest(422, "with_messages must be true or false")
+    parsed: list[tuple[str, str]] = []
+    for index, ref in enumerate(refs):
+        try:
+            parsed.append((ref, parse_ref(ref)))
+        except UsageError as exc:
+            raise BadRequest(422, f"refs[{index}]: {exc}") from None
+    try:
+        targets = merge_targets(to, crms)
+    except ValueError as exc:
+        raise BadRequest(422, str(exc)) from None
+    return parsed, targets, with_messages
+
+
+def build_app(
+    state: DaemonState, queue: ObjectSendStream[Selection], crms: Mapping[str, object]
+) -> Starlette:
+    """The control API over ``state``, feeding accepted selections into ``queue``."""
+
+    async def add_selections(request: Request) -> Response:
+        body = await _json_body(request)
+        parsed, targets, with_messages = _selections_request(body, crms)
+        accepted = []
+        for ref, public_id in parsed:
+            selection = Selection(Selection.new_id(), public_id, targets, with_messages)
+            state.track(selection)
+            await queue.send(selection)  # waits when the queue is full: backpressure
+            accepted.append({"id": selection.id, "ref": ref})
+        log.info("selections.accepted", count=len(accepted))
+        return JSONResponse(
+            {"selections": accepted, "paused": state.paused, "to": list(targets)},
+            status_code=202,
+        )
+
+    async def get_selection(request: Request) -> Response:
+        tracked = state.tracked.get(request.path_params["id"])
+        if tracked is None:
+            raise BadRequest(404, "no selection with that id (finished ones are kept a while)")
+        try:
+            wait = min(MAX_WAIT, max(0.0, float(request.query_params.get("wait", "0"))))
+        except ValueError:
+            raise BadRequest(422, "wait must be a number of seconds") from None
+        if wait and not tracked.finished.is_set():
+            with anyio.move_on_after(wait):
+                await tracked.finished.wait()
+        return JSONResponse(tracked.as_json())
+
+    async def status(_: Request) -> Response:
+        return JSONResponse(state.status())
+
+    async def pause(_: Request) -> Response:
+        state.pause()
+        log.info("daemon.paused")
+        return JSONResponse({"state": "paused"})
+
+    async def resume(_: Request) -> Response:
+        state.resume()
+        log.info("daemon.resumed")
+        return JSONResponse({"state": state.status()["state"]})
+
+    async def bad_request(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        return _error(exc.status, str(exc))
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, exc.detail)
+
+    async def crashed(_: Request, exc: Exception) -> Response:
+        log.error("control.crashed", error_type=type(exc).__name__)
+        return _error(500, "internal error in syncd; see the daemon log")
+
+    return Starlette(
+        routes=[
+            Route("/v1/selections", add_selections, methods=["POST"]),
+            Route("/v1/selections/{id}", get_selection, methods=["GET"]),
+            Route("/v1/status", status, methods=["GET"]),
+            Route("/v1/pause", pause, methods=["POST"]),
+            Route("/v1/resume", resume, methods=["POST"]),
+        ],
+        exception_handlers={
+            BadRequest: bad_request,
+            HTTPException: http_error,
+            Exception: crashed,
+        },
+    )

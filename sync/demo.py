@@ -1,0 +1,141 @@
+"""`syncd demo`: every sandbox, a real daemon and the real CLI, on throwaway dirs and keyring.
+
+The daemon runs in this process with an in-memory token store (the throwaway keyring);
+`add-contact` runs as a separate process through the control socket, exactly as a user
+would call it. At the end, every file under the throwaway dirs is scanned for the people
+and tokens that passed through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from connectors import registry
+from sync import log
+from sync.config import load
+from sync.daemon import run_daemon
+from sync.residue import scan
+from sync.sandboxes import RunningSandbox, config_text, start_sandboxes
+from sync.secrets import MemoryTokenStore
+
+DIRS = ("config", "state", "cache", "log", "run", "tmp")
+
+
+def _instance(type_name: str) -> str:
+    return "source" if registry.info(type_name).kind == "source" else type_name
+
+
+def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[str, str]:
+    """The strings that must not be on disk: relayed people's data and every token."""
+    needles = {sb.token: "a token" for sb in running.values()}
+    for sandbox in running.values():
+        if registry.info(sandbox.type).kind != "source":
+            continue
+        for person in sandbox.sandbox.people_data(public_ids):
+            for kind, value in person.items():
+                if isinstance(value, str) and len(value) >= 4:
+                    needles[value] = kind
+    return needles
+
+
+async def _add(env: dict[str, str], config: Path, refs: list[str]) -> tuple[str, int, float]:
+    started = time.perf_counter()
+    done = await anyio.run_process(
+        [sys.executable, "-m", "sync.cli", "add-contact", "--config", str(config), *refs],
+        check=False,
+        env=env,
+    )
+    output = (done.stdout + done.stderr).decode()
+    return output, done.returncode, time.perf_counter() - started
+
+
+def _print_table(title: str, rows: list[dict[str, str]]) -> None:
+    print(f"\n{title}")
+    if not rows:
+        print("  (nothing)")
+        return
+    columns = list(rows[0])
+    widths = {c: min(32, max(len(c), *(len(r.get(c, "")) for r in rows))) for c in columns}
+    print("  " + "  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        cells = (row.get(c, "")[: widths[c]].ljust(widths[c]) for c in columns)
+        print("  " + "  ".join(cells))
+
+
+async def _demo(count: int, root: Path) -> int:
+    dirs = {name: root / name for name in DIRS}
+    for path in dirs.values():
+        path.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(dirs["config"]),
+        "XDG_STATE_HOME": str(dirs["state"]),
+        "XDG_CACHE_HOME": str(dirs["cache"]),
+        "XDG_RUNTIME_DIR": str(dirs["run"]),
+        "TMPDIR": str(dirs["tmp"]),
+    }
+    config_path = dirs["config"] / "config.toml"
+    failures = 0
+    async with anyio.create_task_group() as tg:
+        running = await start_sandboxes(tg)
+        config_path.write_text(
+            config_text(
+                running,
+                daemon={
+                    "socket": str(dirs["run"] / "syncd.sock"),
+                    "log_file": str(dirs["log"] / "syncd.log"),
+                },
+            )
+        )
+        config = load(config_path)
+        log.configure(config.daemon.log_level, config.daemon.log_path())
+        store = MemoryTokenStore({_instance(t): sb.token for t, sb in running.items()})
+        handle = await tg.start(run_daemon, config, store)
+        source = next(sb for sb in running.values() if registry.info(sb.type).kind == "source")
+        public_ids = [p["publicId"] for p in source.sandbox.snapshot()["people"]][:count]
+        refs = [f"https://www.linkedin.example/in/{pid}/" for pid in public_ids]
+        print("syncd demo: sandboxes " + ", ".join(f"{t} {sb.url}" for t, sb in running.items()))
+        print(f"daemon on {config.daemon.socket}; credentials in a throwaway in-memory keyring")
+        for label in ("first add", "second add: a re-add never duplicates"):
+            output, code, seconds = await _add(env, config_path, refs)
+            print(f"\n$ syncd add-contact <{len(refs)} profile URLs>    # {label}")
+            print(output.rstrip())
+            print(f"(exit {code}, {seconds:.2f} s)")
+            failures += code != 0
+        for type_name, sandbox in running.items():
+            if registry.info(type_name).kind == "crm":
+                rows: list[dict[str, Any]] = sandbox.sandbox.rows()
+                _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
+        needles = _needles(running, public_ids)
+        handle.stop()
+    report = scan([root], needles)
+    print(
+        f"\nresidue scan: {len(report.hits)} hits for {len(needles)} strings (people's data and "
+        f"tokens) in {report.files} files, {report.bytes} bytes, under {root}"
+    )
+    for hit in report.hits:
+        print(f"  {hit.path}: {hit.kind}")
+    return 0 if not report.hits and not failures else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo on throwaway dirs, removed afterwards."""
+    if args.contacts < 1:
+        from sync.errors import UsageError
+
+        raise UsageError("--contacts must be at least 1")
+    root = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    try:
+        result: int = anyio.run(_demo, args.contacts, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return result

@@ -1,0 +1,101 @@
+"""What the user may name a person by: a profile URL or a bare publicId.
+
+Standard library only. Error messages never repeat the reference itself: which people
+were selected is the user's business data (P1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from sync.errors import UsageError
+
+PUBLIC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,99}")
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_HINT = "give a profile URL like https://www.linkedin.com/in/<publicId>/ or a bare publicId"
+
+
+def parse_ref(text: str) -> str:
+    """The publicId that ``text`` names; UsageError if it names none."""
+    ref = text.strip()
+    if PUBLIC_ID.fullmatch(ref):
+        return ref
+    if not ref.isascii() or any(c.isspace() for c in ref):
+        raise UsageError(f"that is not a profile reference (spaces or non-ASCII); {_HINT}")
+    if not ref.lower().startswith("https://"):
+        raise UsageError(f"that is not a profile reference; {_HINT}")
+    parts = urlsplit(ref)
+    if not parts.hostname or not _HOST.fullmatch(parts.hostname) or parts.username:
+        raise UsageError(f"that profile URL has no valid host; {_HINT}")
+    segments = unquote(parts.path).split("/")
+    # ["", "in", "<publicId>"] or with a trailing slash ["", "in", "<publicId>", ""]
+    if segments[-1] == "":
+        segments.pop()
+    if len(segments) != 3 or segments[0] != "" or segments[1] != "in":
+        raise UsageError(f"that URL is not a person's profile (company pages are not); {_HINT}")
+    if not PUBLIC_ID.fullmatch(segments[2]):
+        raise UsageError(f"that profile URL has no valid publicId; {_HINT}")
+    return segments[2]
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line of a --from-file input that names no person."""
+
+    line: int
+    reason: str
+
+
+def read_refs(lines: Iterable[str]) -> Iterator[tuple[int, str] | BadLine]:
+    """The refs of a --from-file input, one per line, with their line numbers.
+
+    Blank lines and ``#`` comments are skipped. LinkedIn's own ``Connections.csv``
+    export is recognised by its header and read by its URL column.
+    """
+    it = iter(enumerate(lines, start=1))
+    for number, raw in it:
+        line = raw.strip().lstrip("\ufeff")
+        if not line or line.startswith("#"):
+            continue
+        if _is_connections_header(line):
+            yield from _read_connections(line, it)
+            return
+        try:
+            yield number, _first_field(line)
+        except UsageError as exc:
+            yield BadLine(number, str(exc))
+
+
+def _first_field(line: str) -> str:
+    parse_ref(line)
+    return line
+
+
+def _is_connections_header(line: str) -> bool:
+    cells = [c.strip().lower() for c in line.split(",")]
+    return "url" in cells and "first name" in cells
+
+
+def _read_connections(
+    header: str, rest: Iterator[tuple[int, str]]
+) -> Iterator[tuple[int, str] | BadLine]:
+    url_col = [c.strip().lower() for c in header.split(",")].index("url")
+    for number, raw in rest:
+        if not raw.strip():
+            continue
+        row = next(csv.reader(io.StringIO(raw)), [])
+        cell = row[url_col].strip() if len(row) > url_col else ""
+        if not cell:
+            yield BadLine(number, "this connection has no profile URL")
+            continue
+        try:
+            parse_ref(cell)
+        except UsageError as exc:
+            yield BadLine(number, str(exc))
+        else:
+            yield number, cell

@@ -1,0 +1,128 @@
+"""The pipeline: selection → source → privacy rules → every target CRM, concurrently."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import anyio
+import structlog
+
+from connectors.base import Contact, Message, TargetOutcome
+from sync import privacy
+from sync.config import PrivacyConfig
+from sync.errors import (
+    AuthError,
+    ConnectorError,
+    PrivacyRefusal,
+    RecordRejected,
+    RetryableError,
+    SyncdError,
+)
+from sync.instances import Instances
+from sync.state import CRMHealth, DaemonState, Selection
+
+log = structlog.get_logger("syncd.relay")
+
+
+def failure(error: SyncdError) -> TargetOutcome:
+    """The outcome a raised error stands for."""
+    if isinstance(error, AuthError):
+        reason = "auth"
+    elif isinstance(error, RecordRejected):
+        reason = "rejected"
+    elif isinstance(error, RetryableError):
+        reason = "unavailable"
+    else:
+        reason = "error"
+    detail = error.describe() if isinstance(error, ConnectorError) else str(error)
+    return TargetOutcome("failed", detail=detail, reason=reason)
+
+
+def _note_health(health: CRMHealth, error: SyncdError | None) -> None:
+    if error is None:
+        health.health, health.last_error = "ok", None
+        return
+    if isinstance(error, AuthError):
+        health.health = "auth"
+    elif isinstance(error, RetryableError):
+        health.health = "rate_limited" if error.status in (429, 403) else "unreachable"
+    health.last_error = error.describe() if isinstance(error, ConnectorError) else str(error)
+
+
+class Relay:
+    """Carries one selection from the source to its target CRMs."""
+
+    def __init__(self, instances: Instances, rules: PrivacyConfig, state: DaemonState) -> None:
+        self._instances = instances
+        self._rules = rules
+        self._state = state
+
+    async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
+        """Every target's outcome for ``selection``; never raises for a connector problem."""
+        try:
+            contact = await self._read(selection)
+        except PrivacyRefusal as refusal:
+            log.info("selection.refused", selection_id=selection.id, code=refusal.rule)
+            refused = TargetOutcome("refused", detail=str(refusal), reason="privacy")
+            return dict.fromkeys(selection.targets, refused)
+        except SyncdError as error:
+            await self._source_failed(error)
+            log.warning(
+                "source.failed", selection_id=selection.id, error_type=type(error).__name__
+            )
+            return dict.fromkeys(selection.targets, failure(error))
+        _note_health(self._state.source_health, None)
+        results: dict[str, TargetOutcome] = {}
+        async with anyio.create_task_group() as tg:
+            for name in selection.targets:
+                tg.start_soon(self._deliver, selection.id, name, contact, results)
+        return {name: results[name] for name in selection.targets}
+
+    async def _read(self, selection: Selection) -> Contact:
+        source = await self._instances.source()
+        person = await source.fetch_person(selection.public_id)
+        messages: tuple[Message, ...] = ()
+        if selection.with_messages:
+            messages = tuple(await source.fetch_messages(selection.public_id))
+        return privacy.apply(person, self._rules, messages)
+
+    async def _source_failed(self, error: SyncdError) -> None:
+        _note_health(self._state.source_health, error)
+        if isinstance(error, AuthError):
+            await self._instances.invalidate("source")
+
+    async def _deliver(
+        self, selection_id: str, name: str, contact: Contact, results: dict[str, TargetOutcome]
+    ) -> None:
+        started = time.monotonic()
+        health = self._state.health[name]
+        try:
+            crm = await self._instances.crm(name)
+            (outcome,) = await crm.upsert_contacts([contact])
+        except SyncdError as error:
+            _note_health(health, error)
+            if isinstance(error, AuthError):
+                await self._instances.invalidate(name)
+            outcome = failure(error)
+        else:
+            _note_health(health, None)
+        results[name] = outcome
+        log.info(
+            "target.done",
+            selection_id=selection_id,
+            crm=name,
+            outcome=outcome.outcome,
+            duration_ms=round((time.monotonic() - started) * 1000),
+        )
+
+
+def merge_targets(requested: list[str] | None, configured: Mapping[str, object]) -> tuple[str, ...]:
+    """The target instance names: the requested ones (validated) or every configured CRM."""
+    if not requested:
+        return tuple(configured)
+    unknown = [n for n in requested if n not in configured]
+    if unknown:
+        known = ", ".join(configured) or "none"
+        raise ValueError(f"unknown CRM name(s) {', '.join(unknown)}; configured: {known}")
+    return tuple(dict.fromkeys(requested))

@@ -1,0 +1,100 @@
+"""Every connector's sandbox served on loopback, and `syncd sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from connectors import registry
+from sync.asgi import bind_loopback, serve, url_of
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSandbox:
+    """One sandbox served on a loopback port."""
+
+    type: str
+    url: str  # the server's root; control endpoints are at <url>/_sandbox/
+    sandbox: Any
+    token: str
+
+    def config_table(self) -> dict[str, object]:
+        """The config keys that point an instance of this type at the sandbox."""
+        table: dict[str, object] = self.sandbox.config_table(self.url)
+        return table
+
+
+async def start_sandboxes(
+    tg: TaskGroup, tokens: Mapping[str, str] | None = None
+) -> dict[str, RunningSandbox]:
+    """Start one sandbox per registered connector type inside ``tg``."""
+    running: dict[str, RunningSandbox] = {}
+    for type_name in registry.PACKAGES:
+        factory = registry.load(registry.info(type_name).sandbox)
+        token = (tokens or {}).get(type_name) or f"sbx-{type_name}-{secrets.token_urlsafe(12)}"
+        sandbox = factory(tokens=[token])
+        sock = bind_loopback()
+        await tg.start(partial(serve, sandbox.app, sock, graceful_seconds=1))
+        running[type_name] = RunningSandbox(type_name, url_of(sock), sandbox, token)
+    return running
+
+
+def _toml_table(name: str, values: Mapping[str, object]) -> str:
+    lines = [f"[{name}]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines)
+
+
+def config_text(
+    running: Mapping[str, RunningSandbox], *, daemon: Mapping[str, object] | None = None
+) -> str:
+    """A syncd config (TOML) whose source and CRMs are the running sandboxes."""
+    tables = [
+        "# Written by `syncd sandbox`: every instance points at a local sandbox.",
+        _toml_table("daemon", daemon or {}),
+    ]
+    for type_name, sandbox in running.items():
+        kind = registry.info(type_name).kind
+        tables.append(_toml_table("source" if kind == "source" else f"crm.{type_name}",
+                                  sandbox.config_table()))
+    return "\n\n".join(tables) + "\n"
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve every sandbox until Ctrl-C and write a config pointing at them."""
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            running = await start_sandboxes(tg)
+            text = config_text(running)
+            if args.config_out:
+                out = Path(args.config_out).expanduser()
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+                print(f"config written to {out}")
+            else:
+                print(text)
+            for type_name, sandbox in running.items():
+                instance = "source" if registry.info(type_name).kind == "source" else type_name
+                print(f"{type_name} sandbox at {sandbox.url}; its test credential: "
+                      f"{sandbox.token}  (store it with `syncd auth set {instance}`)")
+            print("ready: press Ctrl-C to stop", flush=True)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    print("sandboxes stopped", file=sys.stderr)
+    return 0

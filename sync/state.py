@@ -1,0 +1,170 @@
+"""What the daemon knows while it runs: selections in flight, recent outcomes, CRM health.
+
+In memory only: the recent outcomes and the per-selection results carry ids and outcome
+words, never a person's data, and none of it is written to disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+
+from connectors.base import TargetOutcome
+
+Health = Literal["ok", "auth", "rate_limited", "unreachable"]
+
+#: How many finished selections stay answerable on GET /v1/selections/{id}.
+KEEP_DONE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """One person the user chose, and where they should go."""
+
+    id: str
+    public_id: str
+    targets: tuple[str, ...]
+    with_messages: bool = False
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh, unguessable selection id."""
+        return "sel_" + secrets.token_hex(8)
+
+
+@dataclass(slots=True)
+class Tracked:
+    """A selection and what has happened to it so far."""
+
+    selection: Selection
+    targets: dict[str, TargetOutcome] = field(default_factory=dict)
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    finished_at: float | None = None
+
+    @property
+    def state(self) -> Literal["pending", "done"]:
+        """"done" once every target has a final outcome."""
+        return "done" if self.finished.is_set() else "pending"
+
+    def as_json(self) -> dict[str, object]:
+        """The control API's view of this selection."""
+        return {
+            "id": self.selection.id,
+            "state": self.state,
+            "targets": {
+                name: {"outcome": o.outcome, "id": o.id, "detail": o.detail, "reason": o.reason}
+                | ({"candidates": list(o.candidates)} if o.candidates else {})
+                for name, o in self.targets.items()
+            },
+        }
+
+
+@dataclass(slots=True)
+class CRMHealth:
+    """How one CRM instance answered last."""
+
+    health: Health = "ok"
+    last_error: str | None = None
+
+
+class DaemonState:
+    """The daemon's in-memory state, owned by the daemon's task group."""
+
+    def __init__(self, crm_names: list[str], version: str) -> None:
+        self.version = version
+        self.started = time.monotonic()
+        self.tracked: OrderedDict[str, Tracked] = OrderedDict()
+        self.recent: deque[dict[str, object]] = deque(maxlen=50)
+        self.health: dict[str, CRMHealth] = {name: CRMHealth() for name in crm_names}
+        self.source_health = CRMHealth()
+        self.busy = 0
+        self._pending = 0
+        self._done_ids: deque[str] = deque()
+        self._resumed = anyio.Event()
+        self._resumed.set()
+
+    # -- pause -------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """Whether workers are holding selections back."""
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Hold new work back; what is in flight finishes."""
+        if not self.paused:
+            self._resumed = anyio.Event()
+
+    def resume(self) -> None:
+        """Let workers take selections again."""
+        self._resumed.set()
+
+    async def wait_resumed(self) -> None:
+        """Return once the daemon is not paused."""
+        await self._resumed.wait()
+
+    # -- selections --------------------------------------------------------------------
+
+    def track(self, selection: Selection) -> Tracked:
+        """Start following a selection."""
+        tracked = Tracked(selection)
+        self.tracked[selection.id] = tracked
+        self._pending += 1
+        return tracked
+
+    def finish(self, selection_id: str, outcomes: dict[str, TargetOutcome]) -> None:
+        """Record a selection's final outcomes and forget the oldest finished ones."""
+        tracked = self.tracked[selection_id]
+        tracked.targets = outcomes
+        tracked.finished_at = time.time()
+        tracked.finished.set()
+        self.recent.appendleft(
+            {
+                "time": tracked.finished_at,
+                "selection": selection_id,
+                "outcomes": {name: o.outcome for name, o in outcomes.items()},
+            }
+        )
+        self._pending -= 1
+        self._done_ids.append(selection_id)
+        while len(self._done_ids) > KEEP_DONE:
+            self.tracked.pop(self._done_ids.popleft(), None)
+
+    def pending(self) -> int:
+        """How many selections have no final outcome yet."""
+        return self._pending
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """The control API's status object."""
+        attention = any(h.health != "ok" for h in self.health.values())
+        attention = attention or self.source_health.health != "ok"
+        if self.paused:
+            state = "paused"
+        elif attention:
+            state = "attention"
+        elif self.busy or self.pending():
+            state = "syncing"
+        else:
+            state = "idle"
+        return {
+            "state": state,
+            "version": self.version,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "queue": self.pending(),
+            "source": {
+                "health": self.source_health.health,
+                "last_error": self.source_health.last_error,
+            },
+            "crms": {
+                name: {"health": h.health, "last_error": h.last_error}
+                for name, h in self.health.items()
+            },
+            "recent": list(self.recent),
+        }
