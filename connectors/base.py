@@ -91,6 +91,9 @@ class TargetOutcome:
     id: str | None = None
     detail: str = ""
     candidates: tuple[str, ...] = ()
+    #: Why a ``failed`` outcome failed: "auth" (credential missing or rejected),
+    #: "rejected" (the CRM refused the record), "unavailable" (retries exhausted), "error".
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ async def serve(
         lifespan="off",
         timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
-        **({"http": http_protocol} if http_protocol is not None else {}),
+        http=http_protocol if http_protocol is not None else "auto",
     )
     config.load()
     server = _OwnedServer(config)

@@ -191,11 +191,33 @@ def _version() -> str:
         return "0.0.0+checkout"
 
 
+def _unwrapped(handler: Handler, args: argparse.Namespace) -> int:
+    """Call ``handler``; a task group's wrapping of one of our own errors is taken off."""
+    try:
+        return handler(args)
+    except BaseExceptionGroup as group:
+        ours = _first_syncd_error(group)
+        if ours is None:
+            raise
+        raise ours from group
+
+
+def _first_syncd_error(group: BaseExceptionGroup[BaseException]) -> SyncdError | None:
+    for error in group.exceptions:
+        if isinstance(error, SyncdError):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_syncd_error(error)
+            if found is not None:
+                return found
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors become one sentence on stderr and an exit code."""
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.handler(args)
+        code: int = _unwrapped(args.handler, args)
     except SyncdError as error:
         if args.debug:
             traceback.print_exc()

@@ -126,7 +126,9 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
         finished.append(selection)
         progress.step()
         if not args.json:
-            _print_outcome(item["ref"], selection, several=len(accepted) > 1, quiet=progress.enabled)
+            _print_outcome(
+                item["ref"], selection, several=len(accepted) > 1, quiet=progress.enabled
+            )
     if args.json:
         body: Any = finished[0] if len(finished) == 1 else {"selections": finished}
         print(json.dumps(body, indent=2))
@@ -139,8 +141,11 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
 def _print_outcome(ref: str, selection: dict[str, Any], *, several: bool, quiet: bool) -> None:
     lines = [describe(name, t) for name, t in selection["targets"].items()]
     if quiet:  # a progress bar is drawn: show only what needs the user's eyes
-        lines = [ln for ln, t in zip(lines, selection["targets"].values(), strict=True)
-                 if t["outcome"] not in OK]
+        lines = [
+            ln
+            for ln, t in zip(lines, selection["targets"].values(), strict=True)
+            if t["outcome"] not in OK
+        ]
     for line in lines:
         print(f"{ref}: {line}" if several else line)
 

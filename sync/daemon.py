@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import anyio
 import structlog
-from anyio.abc import CancelScope, ObjectReceiveStream, TaskStatus
+from anyio import CancelScope
+from anyio.abc import ObjectReceiveStream, TaskStatus
 
 from connectors._http import RetryPolicy
 from sync.asgi import serve

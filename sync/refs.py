@@ -16,7 +16,9 @@ from urllib.parse import unquote, urlsplit
 from sync.errors import UsageError
 
 PUBLIC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,99}")
-_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_HOST = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 _HINT = "give a profile URL like https://www.linkedin.com/in/<publicId>/ or a bare publicId"
 
 
@@ -58,13 +60,19 @@ def read_refs(lines: Iterable[str]) -> Iterator[tuple[int, str] | BadLine]:
     export is recognised by its header and read by its URL column.
     """
     it = iter(enumerate(lines, start=1))
+    in_preamble = False
     for number, raw in it:
         line = raw.strip().lstrip("\ufeff")
         if not line or line.startswith("#"):
             continue
+        if number == 1 and line.lower() == "notes:":
+            in_preamble = True  # LinkedIn's export opens with a note before its header
+            continue
         if _is_connections_header(line):
             yield from _read_connections(line, it)
             return
+        if in_preamble:
+            continue
         try:
             yield number, _first_field(line)
         except UsageError as exc:

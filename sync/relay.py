@@ -68,9 +68,7 @@ class Relay:
             return dict.fromkeys(selection.targets, refused)
         except SyncdError as error:
             await self._source_failed(error)
-            log.warning(
-                "source.failed", selection_id=selection.id, error_type=type(error).__name__
-            )
+            log.warning("source.failed", selection_id=selection.id, error_type=type(error).__name__)
             return dict.fromkeys(selection.targets, failure(error))
         _note_health(self._state.source_health, None)
         results: dict[str, TargetOutcome] = {}

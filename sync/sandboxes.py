@@ -10,7 +10,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -66,8 +65,11 @@ def config_text(
     ]
     for type_name, sandbox in running.items():
         kind = registry.info(type_name).kind
-        tables.append(_toml_table("source" if kind == "source" else f"crm.{type_name}",
-                                  sandbox.config_table()))
+        tables.append(
+            _toml_table(
+                "source" if kind == "source" else f"crm.{type_name}", sandbox.config_table()
+            )
+        )
     return "\n\n".join(tables) + "\n"
 
 
@@ -79,16 +81,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             running = await start_sandboxes(tg)
             text = config_text(running)
             if args.config_out:
-                out = Path(args.config_out).expanduser()
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(text, encoding="utf-8")
+                out = await anyio.Path(args.config_out).expanduser()
+                await out.parent.mkdir(parents=True, exist_ok=True)
+                await out.write_text(text, encoding="utf-8")
                 print(f"config written to {out}")
             else:
                 print(text)
             for type_name, sandbox in running.items():
                 instance = "source" if registry.info(type_name).kind == "source" else type_name
-                print(f"{type_name} sandbox at {sandbox.url}; its test credential: "
-                      f"{sandbox.token}  (store it with `syncd auth set {instance}`)")
+                print(
+                    f"{type_name} sandbox at {sandbox.url}; its test credential: "
+                    f"{sandbox.token}  (store it with `syncd auth set {instance}`)"
+                )
             print("ready: press Ctrl-C to stop", flush=True)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:

@@ -48,7 +48,7 @@ class Tracked:
 
     @property
     def state(self) -> Literal["pending", "done"]:
-        """"done" once every target has a final outcome."""
+        """ "done" once every target has a final outcome."""
         return "done" if self.finished.is_set() else "pending"
 
     def as_json(self) -> dict[str, object]:

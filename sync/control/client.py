@@ -34,7 +34,9 @@ class ControlClient:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: object = None, *, timeout: float | None = None) -> Any:
+    def call(
+        self, method: str, path: str, body: object = None, *, timeout: float | None = None
+    ) -> Any:
         """Send one request; the decoded JSON answer, or the error it stands for."""
         conn = _UnixConnection(self.socket_path, timeout or self.timeout)
         payload = None if body is None else json.dumps(body).encode()

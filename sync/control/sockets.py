@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -77,10 +78,10 @@ def peer_uid(sock: socket.socket) -> int | None:
 class OwnerOnlyProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol that hangs up on any peer but the socket's owner."""
 
-    def connection_made(self, transport: object) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
-        sock = getattr(transport, "get_extra_info", lambda _n: None)("socket")
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
         if isinstance(sock, socket.socket) and sock.family == socket.AF_UNIX:
             uid = peer_uid(sock)
             if uid is not None and uid != os.getuid():
-                transport.close()  # type: ignore[attr-defined]
+                transport.close()

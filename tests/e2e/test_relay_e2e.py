@@ -191,7 +191,7 @@ class TestDaemon:
         assert sandboxes.source.violations() == []
 
     def test_tokens_live_in_the_real_keyring(self, env: Env) -> None:
-        """`auth set` stores credentials in the OS keyring (Secret Service), readable by libsecret."""
+        """`auth set` stores credentials in the OS keyring, where libsecret reads them."""
         found = subprocess.run(
             ["secret-tool", "lookup", "service", "syncd", "username", "hubspot"],
             capture_output=True,

@@ -27,8 +27,11 @@ class TestImports:
             f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
             "print(json.dumps([rc, heavy]))\n"
         )
-        env = {"XDG_RUNTIME_DIR": str(tmp_path), "SYNCD_CONFIG": str(tmp_path / "none.toml"),
-               "PATH": "/usr/bin:/bin"}
+        env = {
+            "XDG_RUNTIME_DIR": str(tmp_path),
+            "SYNCD_CONFIG": str(tmp_path / "none.toml"),
+            "PATH": "/usr/bin:/bin",
+        }
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
         )
@@ -81,7 +84,10 @@ class TestErrors:
         env = {"XDG_RUNTIME_DIR": str(tmp_path), "SYNCD_CONFIG": str(tmp_path / "none.toml")}
         done = subprocess.run(
             [sys.executable, "-m", "sync.cli", "add-contact", "not a ref"],
-            capture_output=True, text=True, env=env, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from anyio.abc import ObjectReceiveStream
@@ -21,9 +22,9 @@ class Api:
 
     def __init__(self) -> None:
         self.state = DaemonState(list(CRMS), "test")
-        send, self.queue = anyio.create_memory_object_stream[Selection](100)
+        self.send, self.queue = anyio.create_memory_object_stream[Selection](100)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=build_app(self.state, send, CRMS)),
+            transport=httpx.ASGITransport(app=build_app(self.state, self.send, CRMS)),
             base_url="http://syncd",
         )
 
@@ -42,6 +43,8 @@ async def api() -> AsyncIterator[Api]:
     a = Api()
     yield a
     await a.client.aclose()
+    a.send.close()
+    a.queue.close()
 
 
 class TestSelections:
@@ -79,15 +82,17 @@ class TestSelections:
             pytest.param(b'{"refs": ["ada", "x y"]}', 422, "refs[1]", id="bad-ref"),
             pytest.param(b'{"refs": ["ada"], "to": ["nope"]}', 422, "unknown CRM", id="bad-to"),
             pytest.param(b'{"refs": ["ada"], "to": "hubspot"}', 422, "list of CRM", id="to-str"),
-            pytest.param(b'{"refs": ["ada"], "with_messages": 1}', 422, "true or false",
-                         id="with-messages-int"),
+            pytest.param(
+                b'{"refs": ["ada"], "with_messages": 1}',
+                422,
+                "true or false",
+                id="with-messages-int",
+            ),
             pytest.param(b'{"refs": ["ada"], "extra": 1}', 422, "unknown field", id="extra-key"),
             pytest.param(b'{"refs": ["' + b"a" * MAX_BODY + b'"]}', 413, "larger", id="huge"),
         ],
     )
-    async def test_refuses_bad_bodies(
-        self, api: Api, body: bytes, status: int, words: str
-    ) -> None:
+    async def test_refuses_bad_bodies(self, api: Api, body: bytes, status: int, words: str) -> None:
         """A bad body gets its status and a sentence, and nothing is queued."""
         response = await api.client.post("/v1/selections", content=body)
         assert response.status_code == status
@@ -107,7 +112,7 @@ class TestSelections:
         async with anyio.create_task_group() as tg:
 
             async def finish() -> None:
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 api.state.finish(sid, {"hubspot": TargetOutcome("created", "7")})
 
             tg.start_soon(finish)

@@ -1,0 +1,185 @@
+"""The source client: reads profiles, contact info and conversations, and can do nothing else.
+
+Promise P4 (syncd only ever sends GET to the source) is enforced here, not just followed:
+the client's own ``httpx.AsyncClient`` refuses any other method in a request hook, before
+a connection is opened, whoever tries to send it.
+
+Promise P1 shapes every error: messages name the instance and the HTTP status, never the
+publicId asked for (which people were selected is business data) nor the vendor's text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, cast
+
+import httpx
+
+from connectors._http import RetryPolicy, classify_response, json_object, send
+from connectors.base import ConnectorSettings, Message, Person
+from connectors.linkedin.mapping import (
+    ContactInfo,
+    MessagePage,
+    Profile,
+    ShapeError,
+    page_messages,
+    to_person,
+)
+from sync.errors import (
+    AuthError,
+    FatalConnectorError,
+    RecordRejected,
+    SyncdError,
+)
+
+PUBLIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,99}$")
+BOT_DEFENCE_STATUS = 999
+#: The most messages the API returns in one page.
+PAGE_SIZE = 50
+TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+
+
+def classify(connector: str, response: httpx.Response) -> SyncdError:
+    """The error a source response stands for, from its status code alone."""
+    status = response.status_code
+    if status == 401:
+        return AuthError(
+            connector,
+            f"{connector} rejected the session token (HTTP 401); sign in to the network again "
+            f"and store the new token with `syncd auth set {connector}`",
+        )
+    if status == BOT_DEFENCE_STATUS:
+        # Retrying would look even more automated and prolong the block, so this stops here.
+        return FatalConnectorError(
+            connector,
+            "the source is refusing automated traffic for now (HTTP 999); "
+            "wait a few minutes before adding more people",
+            status=status,
+        )
+    if status == 404:
+        return RecordRejected(
+            connector,
+            "the source shows no profile for this reference",
+            status=status,
+            request_id=response.headers.get("x-request-id"),
+        )
+    return classify_response(connector, response)
+
+
+def _get_only(connector: str) -> Callable[[httpx.Request], Awaitable[None]]:
+    async def refuse_writes(request: httpx.Request) -> None:
+        if request.method != "GET":
+            raise FatalConnectorError(
+                connector,
+                f"syncd refused to send {request.method} to {connector}: "
+                "it only ever reads from the source",
+            )
+
+    return refuse_writes
+
+
+class LinkedInSource:
+    """A read-only client of the source API, for one signed-in member."""
+
+    name: ClassVar[str] = "linkedin"
+
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        credential: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen dataclass, safe to share
+    ) -> None:
+        self._connector = settings.instance
+        self._retry = retry
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=transport,
+            timeout=TIMEOUT,
+            headers={"Authorization": f"Bearer {credential}", "Accept": "application/json"},
+            event_hooks={"request": [_get_only(settings.instance)]},
+        )
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying HTTP client; it refuses every method but GET."""
+        return self._http
+
+    async def _get(
+        self, path: str, *, ok: tuple[int, ...] = (200,), params: dict[str, str | int] | None = None
+    ) -> httpx.Response:
+        return await send(
+            self._http,
+            "GET",
+            path,
+            connector=self._connector,
+            policy=self._retry,
+            classify=classify,
+            ok=ok,
+            params=params,
+        )
+
+    def _check_ref(self, public_id: str) -> None:
+        # A publicId becomes a path segment: anything else could point the request elsewhere.
+        if not PUBLIC_ID.match(public_id):
+            raise RecordRejected(
+                self._connector, "the reference is not a valid publicId; nothing was sent"
+            )
+
+    def _unreadable(self, what: str, status: int) -> FatalConnectorError:
+        return FatalConnectorError(
+            self._connector,
+            f"{self._connector} answered with {what} syncd cannot read",
+            status=status,
+        )
+
+    async def check_auth(self) -> None:
+        """Raise AuthError unless the session token is accepted."""
+        response = await self._get("/v1/me")
+        json_object(self._connector, response)
+
+    async def fetch_person(self, public_id: str) -> Person:
+        """The profile and shared contact info of one person."""
+        self._check_ref(public_id)
+        response = await self._get(f"/v1/profiles/{public_id}")
+        profile = cast(Profile, json_object(self._connector, response))
+        # A 404 here means the person shares nothing with the member, not that they are gone.
+        shared = await self._get(f"/v1/profiles/{public_id}/contact-info", ok=(200, 404))
+        contact: ContactInfo | None = None
+        if shared.status_code == 200:
+            contact = cast(ContactInfo, json_object(self._connector, shared))
+        try:
+            return to_person(profile, contact)
+        except ShapeError:
+            raise self._unreadable("a profile", response.status_code) from None
+
+    async def fetch_messages(self, public_id: str, *, limit: int = 50) -> list[Message]:
+        """The conversation with one person, newest first, at most ``limit`` messages."""
+        self._check_ref(public_id)
+        messages: list[Message] = []
+        while len(messages) < limit:
+            count = min(PAGE_SIZE, limit - len(messages))
+            params: dict[str, str | int] = {
+                "with": public_id,
+                "start": len(messages),
+                "count": count,
+            }
+            response = await self._get("/v1/conversations", params=params)
+            page = cast(MessagePage, json_object(self._connector, response))
+            try:
+                elements, total = page_messages(page)
+            except ShapeError:
+                raise self._unreadable("a message page", response.status_code) from None
+            messages += elements
+            if not elements or len(messages) >= total:
+                break
+        return messages[:limit]
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self._http.aclose()
+
+
+__all__ = ["LinkedInSource", "classify"]

@@ -1,0 +1,277 @@
+"""The config file: found, parsed, checked in full, and turned into frozen values.
+
+Standard library only at import time: the thin CLI commands read the socket path from
+here. Every problem in a file is collected and reported at once; no message repeats a
+value from the file (it could be a pasted token), only keys and types.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from connectors.base import FIELDS, ConnectorSettings
+from sync.config_check import Checker, connector_settings, string_list
+from sync.errors import ConfigError, Problem
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_TOP = ("daemon", "source", "crm", "match", "privacy")
+_PRIVACY = ("blocked_email_domains", "blocked_companies", "fields")
+INSTANCE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_DOMAIN = re.compile(r"[^\s@/:.]+(\.[^\s@/:.]+)+")
+_SOCKET_MAX = 103 if sys.platform == "darwin" else 107  # sun_path, less the final NUL
+_MISSING = (
+    "no config file here: copy config.example.toml (in syncd's source) to this path and "
+    "edit it, or run `syncd sandbox --config-out PATH` for one that uses local sandboxes"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """``[daemon]``: where the control socket and the log go."""
+
+    socket: Path
+    log_level: str = "info"
+    log_file: str = ""  # "" = the user log dir, "-" = stderr, else an absolute path
+
+    def log_path(self) -> Path | None:
+        """The log file, or None for stderr."""
+        if self.log_file == "-":
+            return None
+        if self.log_file:
+            return Path(self.log_file)
+        import platformdirs
+
+        return Path(platformdirs.user_log_dir("syncd")) / "syncd.log"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchConfig:
+    """``[match]``: how a person is recognised in a CRM."""
+
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    """``[privacy]``: what may never leave, and which fields may."""
+
+    # Built-in default blocks no domain: a silent rule the user never wrote would refuse
+    # people unexpectedly. config.example.toml suggests gmail.com, as DESIGN.md shows.
+    blocked_email_domains: tuple[str, ...] = ()
+    blocked_companies: tuple[str, ...] = ()
+    fields: tuple[str, ...] = FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One validated config file."""
+
+    path: Path
+    daemon: DaemonConfig
+    source: ConnectorSettings
+    crms: Mapping[str, ConnectorSettings]  # in file order
+    match: MatchConfig = field(default_factory=MatchConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+
+def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def resolve_path(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """The config file: ``--config``, else ``$SYNCD_CONFIG``, else the user config dir."""
+    env = _environ(env)
+    chosen = explicit or env.get("SYNCD_CONFIG", "")
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    if sys.platform.startswith("linux"):
+        # What platformdirs computes on Linux, without importing it on the thin CLI path.
+        base = env.get("XDG_CONFIG_HOME", "").strip() or "~/.config"
+        return Path(base).expanduser() / "syncd" / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("syncd")) / "config.toml"
+
+
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
+    """syncd's runtime directory: ``$XDG_RUNTIME_DIR/syncd`` or platformdirs' one."""
+    base = _environ(env).get("XDG_RUNTIME_DIR", "").strip()
+    if base:
+        return Path(base) / "syncd"
+    import warnings
+
+    import platformdirs
+
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR platformdirs falls back to /tmp/runtime-UID and warns;
+        # ensure_private_dir() refuses that place if another user prepared it.
+        warnings.simplefilter("ignore")
+        return Path(platformdirs.user_runtime_dir("syncd"))
+
+
+def socket_path(explicit_config: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """The control socket for thin clients: ``[daemon] socket`` if readable, else the default."""
+    try:
+        file = resolve_path(explicit_config, env)
+        daemon = tomllib.loads(file.read_text(encoding="utf-8")).get("daemon")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        daemon = None
+    raw = daemon.get("socket") if isinstance(daemon, dict) else None
+    if isinstance(raw, str) and raw.strip():
+        return _resolve(raw, file.parent)
+    return runtime_dir(env) / "syncd.sock"
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` 0700, or refuse one another user owns or others can enter."""
+
+    def refuse(where: Path, message: str) -> ConfigError:
+        return ConfigError([Problem(str(where), "daemon.socket", message)])
+
+    uid = os.getuid()
+    try:
+        for parent in reversed(path.parents):
+            if not parent.exists():
+                parent.mkdir(mode=0o700, exist_ok=True)
+            info = parent.stat()
+            # Whoever can rename entries in an ancestor can swap our directory for theirs.
+            open_to_all = info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX
+            if info.st_uid not in (0, uid) or open_to_all:
+                raise refuse(
+                    parent, "another user can replace what is inside; choose another place"
+                )
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+    except OSError as error:
+        raise refuse(path, f"cannot create this directory ({type(error).__name__})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise refuse(path, "is not a directory; choose another [daemon] socket")
+    if info.st_uid != uid:
+        raise refuse(path, "belongs to another user; choose another [daemon] socket")
+    if info.st_mode & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        raise refuse(path, f"is open to other users (mode {mode:04o}); run `chmod 700` on it")
+
+
+def load(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Find, read and validate the config; ConfigError lists every problem."""
+    file = resolve_path(path, env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(file), "", _MISSING)]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(str(file), "", "is not UTF-8 text")]) from None
+    except OSError as error:
+        problem = Problem(str(file), "", f"cannot be read ({type(error).__name__})")
+        raise ConfigError([problem]) from None
+    return parse(text, file, env=env)
+
+
+def parse(text: str, path: Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Validate the TOML ``text`` of the file at ``path``; ConfigError lists every problem."""
+    check = Checker(str(path))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([Problem(str(path), "", check.syntax_message(error, text))]) from None
+    check.unknown_keys(data, "", _TOP)
+    daemon = _daemon(check, check.table(data, "daemon", "") or {}, path, _environ(env))
+    source = _source(check, data)
+    crms = _crms(check, data)
+    strict = check.boolean(_section(check, data, "match", ("strict",)), "match", "strict")
+    privacy = _privacy(check, _section(check, data, "privacy", _PRIVACY))
+    if check.problems or source is None:
+        raise ConfigError(check.problems)
+    return Config(path, daemon, source, MappingProxyType(crms), MatchConfig(strict), privacy)
+
+
+def _resolve(raw: str, base: Path) -> Path:
+    path = Path(os.path.expanduser(raw.strip()))
+    return path if path.is_absolute() else base / path
+
+
+def _section(
+    check: Checker, data: dict[str, object], name: str, allowed: tuple[str, ...]
+) -> dict[str, object]:
+    table = check.table(data, name, "") or {}
+    check.unknown_keys(table, name, allowed)
+    return table
+
+
+def _daemon(
+    check: Checker, table: dict[str, object], path: Path, env: Mapping[str, str]
+) -> DaemonConfig:
+    check.unknown_keys(table, "daemon", ("socket", "log_level", "log_file"))
+    raw_socket = check.string(table, "daemon", "socket", "").strip()
+    level = check.string(table, "daemon", "log_level", "info").lower()
+    if level not in LOG_LEVELS:
+        check.add("daemon.log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        level = "info"
+    log_file = check.string(table, "daemon", "log_file", "").strip()
+    if log_file not in ("", "-"):
+        log_file = str(_resolve(log_file, path.parent))
+    socket = _resolve(raw_socket, path.parent) if raw_socket else runtime_dir(env) / "syncd.sock"
+    if len(os.fsencode(socket)) > _SOCKET_MAX:
+        check.add("daemon.socket", f"is too long for a Unix socket (at most {_SOCKET_MAX} bytes)")
+    return DaemonConfig(socket, level, log_file)
+
+
+def _source(check: Checker, data: dict[str, object]) -> ConnectorSettings | None:
+    if "source" not in data:
+        check.add("source", "missing: add a [source] table with the source's type")
+        return None
+    table = check.table(data, "source", "")
+    return (
+        connector_settings(check, table, "source", "source", "source")
+        if table is not None
+        else None
+    )
+
+
+def _crms(check: Checker, data: dict[str, object]) -> dict[str, ConnectorSettings]:
+    tables = check.table(data, "crm", "")
+    if tables is None:
+        return {}
+    if not tables:
+        check.add("crm", "no CRM configured: add a [crm.NAME] table, e.g. [crm.hubspot]")
+    crms: dict[str, ConnectorSettings] = {}
+    for name in tables:
+        key = check.key("crm", name)
+        if not INSTANCE_NAME.fullmatch(name):
+            check.add(key, "the name must be lowercase letters, digits, - or _ (at most 32)")
+        elif name == "source":
+            check.add(key, "'source' is reserved for the [source] table; choose another name")
+        table = check.table(tables, name, "crm")
+        settings = connector_settings(check, table, name, key, "crm") if table is not None else None
+        if settings is not None:
+            crms[name] = settings
+    return crms
+
+
+def _privacy(check: Checker, table: dict[str, object]) -> PrivacyConfig:
+    domains = string_list(check, table, "privacy", "blocked_email_domains") or []
+    for number, domain in enumerate(domains, start=1):
+        if not _DOMAIN.fullmatch(domain.strip()):
+            message = f"entry {number} is not a domain name (write example.com, without @)"
+            check.add("privacy.blocked_email_domains", message)
+    companies = string_list(check, table, "privacy", "blocked_companies") or []
+    fields = string_list(check, table, "privacy", "fields")
+    for number, name in enumerate(fields or [], start=1):
+        if name not in FIELDS:
+            check.add(
+                "privacy.fields", f"entry {number} is not a field; known: {', '.join(FIELDS)}"
+            )
+    return PrivacyConfig(
+        blocked_email_domains=tuple(d.strip().lower() for d in domains),
+        blocked_companies=tuple(c.strip().lower() for c in companies if c.strip()),
+        fields=tuple(dict.fromkeys(fields)) if fields is not None else FIELDS,
+    )

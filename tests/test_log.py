@@ -1,0 +1,265 @@
+"""Logs hold no one's data and no credential, whatever the code passes them (P1, P2)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from sync import log
+
+EMAIL = "ada.canary@engines.example"
+TOKEN = "tok_CANARY9f8e7d6c5b4a39281716"
+NAME = "Adalinda Canaryperson"
+PUBLIC_ID = "adalinda-canary-77"
+URL = f"https://www.linkedin.example/in/{PUBLIC_ID}/?trk=x"
+CANARIES = (EMAIL, TOKEN, NAME, PUBLIC_ID, "Canaryperson", "CANARY9f8e")
+
+
+def fail_with(error: BaseException) -> None:
+    raise error
+
+
+def assert_clean(text: str) -> None:
+    for canary in CANARIES:
+        assert canary.lower() not in text.lower(), canary
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[Path]:
+    """A configured JSON log file at debug level, in a directory that does not exist yet."""
+    path = tmp_path / "state" / "log" / "syncd.log"
+    log.configure("debug", path)
+    yield path
+    log.reset()
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+PLACES = [
+    pytest.param({"person": NAME}, id="arbitrary-key-name"),
+    pytest.param({"email": EMAIL}, id="arbitrary-key-email"),
+    pytest.param({"headers": {"Authorization": f"Bearer {TOKEN}"}}, id="arbitrary-key-dict"),
+    pytest.param({"crm": NAME}, id="allowed-key-name"),
+    pytest.param({"status": NAME}, id="allowed-status-name"),
+    pytest.param({"code": EMAIL}, id="allowed-key-email"),
+    pytest.param({"error_type": TOKEN}, id="allowed-key-token"),
+    pytest.param({"request_id": f"Bearer {TOKEN}"}, id="allowed-key-bearer"),
+    pytest.param({"path_kind": URL}, id="allowed-key-profile-url"),
+    pytest.param({"outcome": f"authorization={TOKEN}"}, id="allowed-key-header"),
+    pytest.param({"state": [EMAIL, TOKEN]}, id="allowed-key-list"),
+    pytest.param({"count": object()}, id="allowed-key-object"),
+]
+
+
+class TestRedaction:
+    """Canary data passed anywhere never reaches the JSON file."""
+
+    @pytest.mark.parametrize("fields", PLACES)
+    def test_canary_in_fields(self, fields: dict[str, object], sink: Path) -> None:
+        """Under any key, allowed or not, the canary is replaced."""
+        log.get_logger("syncd.test").info("relay.done", **fields)
+        assert_clean(sink.read_text(encoding="utf-8"))
+        (line,) = lines(sink)
+        assert line["event"] == "relay.done"
+
+    @pytest.mark.parametrize(
+        "event",
+        [NAME, f"relayed {EMAIL}", f"GET {URL}", TOKEN, f"relay.{PUBLIC_ID}.done x"],
+    )
+    def test_canary_in_event(self, event: str, sink: Path) -> None:
+        """An event that is not a dotted name is dropped: free text is where data leaks."""
+        log.get_logger("syncd.test").warning(event)
+        assert_clean(sink.read_text(encoding="utf-8"))
+        assert lines(sink)[0]["event"] == log.REDACTED
+
+    def test_allowed_values_pass(self, sink: Path) -> None:
+        """Ids, codes and counts under allowed keys are kept as they are."""
+        log.get_logger("syncd.relay").info(
+            "target.done",
+            selection_id="sel_0123456789abcdef",
+            crm="hubspot",
+            outcome="created",
+            http_status=201,
+            request_id="4b2c9a8e-1f3d-4e5a-9b7c-0d1e2f3a4b5c",
+            duration_ms=12.5,
+            code="INVALID_SESSION_ID",
+        )
+        (line,) = lines(sink)
+        assert line["selection_id"] == "sel_0123456789abcdef"
+        assert line["crm"] == "hubspot"
+        assert line["outcome"] == "created"
+        assert line["http_status"] == 201
+        assert line["request_id"] == "4b2c9a8e-1f3d-4e5a-9b7c-0d1e2f3a4b5c"
+        assert line["duration_ms"] == 12.5
+        assert line["code"] == "INVALID_SESSION_ID"
+        assert line["level"] == "info"
+        assert line["logger"] == "syncd.relay"
+        assert "timestamp" in line
+
+    def test_contextvars(self, sink: Path) -> None:
+        """Values bound with structlog.contextvars are redacted the same way."""
+        structlog.contextvars.bind_contextvars(selection_id="sel_1", person=NAME)
+        try:
+            log.get_logger("syncd.test").info("relay.started")
+        finally:
+            structlog.contextvars.clear_contextvars()
+        (line,) = lines(sink)
+        assert line["selection_id"] == "sel_1"
+        assert line["person"] == log.REDACTED
+
+    def test_level_filter(self, tmp_path: Path) -> None:
+        """Below the configured level nothing is written."""
+        path = tmp_path / "syncd.log"
+        log.configure("warning", path)
+        try:
+            log.get_logger("syncd.test").info("relay.done")
+            log.get_logger("syncd.test").warning("relay.slow")
+            assert [line["event"] for line in lines(path)] == ["relay.slow"]
+        finally:
+            log.reset()
+
+
+class TestExceptions:
+    """A traceback is reduced to the exception's type name."""
+
+    def test_structlog_exception(self, sink: Path) -> None:
+        """log.exception() keeps error_type and drops the message and traceback."""
+        try:
+            fail_with(ValueError(f"could not relay {EMAIL} ({NAME})"))
+        except ValueError:
+            log.get_logger("syncd.test").exception("relay.crashed")
+        text = sink.read_text(encoding="utf-8")
+        assert_clean(text)
+        assert "Traceback" not in text
+        (line,) = lines(sink)
+        assert line["error_type"] == "ValueError"
+
+    def test_stdlib_exception(self, sink: Path) -> None:
+        """A stdlib record with exc_info is reduced the same way."""
+        try:
+            fail_with(KeyError(TOKEN))
+        except KeyError:
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        text = sink.read_text(encoding="utf-8")
+        assert_clean(text)
+        assert "Traceback" not in text
+        assert lines(sink)[0]["error_type"] == "KeyError"
+
+
+class TestForeignRecords:
+    """Records of stdlib loggers (httpx, uvicorn, asyncio) keep only their template."""
+
+    def test_httpx_style_args_dropped(self, sink: Path) -> None:
+        """The URL passed as an argument never reaches the file."""
+        logging.getLogger("uvicorn.error").warning(
+            'HTTP Request: %s %s "%s %d %s"', "GET", URL, "HTTP/1.1", 200, "OK"
+        )
+        assert_clean(sink.read_text(encoding="utf-8"))
+        (line,) = lines(sink)
+        assert line["event"] == 'HTTP Request: %s %s "%s %d %s"'
+        assert line["logger"] == "uvicorn.error"
+
+    def test_httpx_is_quiet(self, sink: Path) -> None:
+        """httpx and httpcore log only warnings, even at debug level."""
+        logging.getLogger("httpx").info("HTTP Request: %s %s", "GET", URL)
+        logging.getLogger("httpcore.http11").debug("send_request_headers.started %s", TOKEN)
+        assert sink.read_text(encoding="utf-8") == ""
+
+    def test_preformatted_message_scrubbed(self, sink: Path) -> None:
+        """A message formatted before logging is scrubbed of emails, URLs and tokens."""
+        logging.getLogger("asyncio").error(f"failed {URL} for {EMAIL} with Bearer {TOKEN}")
+        logging.getLogger("asyncio").error(ValueError(NAME))  # a non-string message
+        assert_clean(sink.read_text(encoding="utf-8"))
+        assert lines(sink)[1]["event"] == "ValueError"
+
+
+class TestSinks:
+    """The log file is private; stderr gets the same redaction."""
+
+    def test_file_modes(self, sink: Path) -> None:
+        """The file is created 0600 and its new directories 0700."""
+        log.get_logger("syncd.test").info("daemon.started")
+        assert sink.stat().st_mode & 0o777 == 0o600
+        assert sink.parent.stat().st_mode & 0o777 == 0o700
+        assert sink.parent.parent.stat().st_mode & 0o777 == 0o700
+
+    def test_existing_file_tightened(self, tmp_path: Path) -> None:
+        """A log file left readable by others is made 0600 again."""
+        path = tmp_path / "syncd.log"
+        path.write_text("", encoding="utf-8")
+        path.chmod(0o644)
+        log.configure("info", path)
+        try:
+            assert path.stat().st_mode & 0o777 == 0o600
+        finally:
+            log.reset()
+
+    @pytest.mark.parametrize("console", [False, True], ids=["json", "console"])
+    def test_stderr(self, console: bool, capsys: pytest.CaptureFixture[str]) -> None:
+        """Logging to stderr, as JSON or for a human, is redacted too."""
+        log.configure("info", None, console=console)
+        try:
+            log.get_logger("syncd.test").info("relay.done", crm="hubspot", person=NAME, e=EMAIL)
+            logging.getLogger("uvicorn.error").warning("GET %s", URL)
+        finally:
+            log.reset()
+        err = capsys.readouterr().err
+        assert "relay.done" in err
+        assert "hubspot" in err
+        assert_clean(err)
+        if not console:
+            assert json.loads(err.splitlines()[0])["person"] == log.REDACTED
+
+    def test_file_and_console(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """console=True with a file writes JSON to the file and readable lines to stderr."""
+        path = tmp_path / "syncd.log"
+        log.configure("info", path, console=True)
+        try:
+            log.get_logger("syncd.test").info("daemon.started", pid=42)
+        finally:
+            log.reset()
+        assert json.loads(path.read_text(encoding="utf-8"))["pid"] == 42
+        assert "daemon.started" in capsys.readouterr().err
+
+
+class TestScrubAndCapture:
+    """The pieces others use directly."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            pytest.param(f"to {EMAIL}", "to [email]", id="email"),
+            pytest.param(f"Authorization: Bearer {TOKEN}", "Authorization: [redacted]", id="auth"),
+            pytest.param(f"x-api-token={TOKEN[:10]}", "x-api-token=[redacted]", id="api-token"),
+            pytest.param(
+                f"GET {URL}", "GET https://www.linkedin.example/in/[redacted]/?trk=x", id="in"
+            ),
+            pytest.param(f"id {TOKEN}", "id [redacted]", id="long-token"),
+            pytest.param(
+                "connector.hubspot.request_retrying",
+                "connector.hubspot.request_retrying",
+                id="dotted",
+            ),
+            pytest.param("short-id-123", "short-id-123", id="short"),
+        ],
+    )
+    def test_scrub(self, text: str, expected: str) -> None:
+        """Each shape is replaced; dotted event names and short ids are kept."""
+        assert log.scrub(text) == expected
+
+    def test_capture(self) -> None:
+        """capture() yields event dicts as the redaction leaves them."""
+        with log.capture() as entries:
+            log.get_logger("syncd.test").info("relay.done", crm="hubspot", email=EMAIL)
+        assert entries == [
+            {"event": "relay.done", "crm": "hubspot", "email": log.REDACTED, "log_level": "info"}
+        ]

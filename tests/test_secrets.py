@@ -1,0 +1,277 @@
+"""Credentials: the keyring or nothing — never plaintext, never echoed (P2)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer, fail
+from keyring.compat import properties
+from keyring.errors import KeyringLocked, PasswordDeleteError
+
+from sync.errors import AuthError, KeyringUnavailable
+from sync.secrets import (
+    KeyringTokenStore,
+    MemoryTokenStore,
+    OAuthCredential,
+    TokenStore,
+    parse_oauth,
+    require,
+)
+
+SECRET = "canary-secret-6b1f0e9d2c3a4b5c"
+
+
+def _unlisted(cls: type[KeyringBackend]) -> type[KeyringBackend]:
+    """Keep a test backend out of keyring's global list of discoverable backends."""
+    KeyringBackend._classes.discard(cls)
+    return cls
+
+
+@_unlisted
+class DictKeyring(KeyringBackend):
+    """A working backend that keeps passwords in a dict."""
+
+    priority: float = 5  # a plain number instead of keyring's classproperty
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's base is untyped
+        self.values: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.values.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.values[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.values.pop((service, username), None) is None:
+            raise PasswordDeleteError("not found")
+
+
+@_unlisted
+class PlaintextKeyring(DictKeyring):
+    """Looks like keyrings.alt's file backend: usable, high priority, plaintext."""
+
+    __module__ = "keyrings.alt.file"
+    priority: float = 9
+
+
+@_unlisted
+class ZeroKeyring(DictKeyring):
+    """A backend that says it should not be used."""
+
+    priority: float = 0
+
+
+@_unlisted
+class RaisingPriorityKeyring(DictKeyring):
+    """A backend whose priority check fails, as Secret Service does without D-Bus."""
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        raise RuntimeError("The Secret Service daemon is neither running nor activatable")
+
+
+@_unlisted
+class LockedKeyring(DictKeyring):
+    """A backend whose collection is locked; its errors quote what they were given."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringLocked(f"locked while reading {username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise RuntimeError(f"org.freedesktop.DBus.Error: could not store {password}")
+
+
+def _chain(*children: KeyringBackend) -> KeyringBackend:
+    @_unlisted
+    class FixedChain(chainer.ChainerBackend):
+        backends: ClassVar[list[KeyringBackend]] = list(children)  # fixed, no discovery
+
+    return FixedChain()  # type: ignore[no-untyped-call]  # keyring's base is untyped
+
+
+Install = Callable[[KeyringBackend], None]
+
+
+@pytest.fixture
+def use_backend() -> Iterator[Install]:
+    """Installs a keyring backend for one test, then restores the previous one."""
+    previous = keyring.get_keyring()
+    yield keyring.set_keyring
+    keyring.set_keyring(previous)
+
+
+class TestMemoryStore:
+    """The in-memory store used by tests and the demo."""
+
+    def test_round_trip(self) -> None:
+        """Set, get, replace, delete."""
+        store: TokenStore = MemoryTokenStore({"source": "a"})
+        assert store.get("source") == "a"
+        store.set("hubspot", SECRET)
+        store.set("hubspot", SECRET + "2")
+        assert store.get("hubspot") == SECRET + "2"
+        assert store.delete("hubspot") is True
+        assert store.delete("hubspot") is False
+        assert store.get("hubspot") is None
+
+    def test_repr_hides_values(self) -> None:
+        """repr names the instances, never their credentials."""
+        store = MemoryTokenStore({"hubspot": SECRET})
+        assert SECRET not in repr(store)
+        assert "hubspot" in repr(store)
+
+
+class TestRequire:
+    """require() returns a credential or tells how to store one."""
+
+    def test_present(self) -> None:
+        """A stored credential is returned."""
+        assert require(MemoryTokenStore({"hubspot": SECRET}), "hubspot") == SECRET
+
+    def test_missing(self) -> None:
+        """A missing credential is an AuthError (exit 4) naming the command to run."""
+        with pytest.raises(AuthError) as caught:
+            require(MemoryTokenStore(), "hubspot")
+        assert caught.value.connector == "hubspot"
+        assert caught.value.exit_code == 4
+        assert "`syncd auth set hubspot`" in str(caught.value)
+
+
+class TestKeyringBackends:
+    """Only a real, non-plaintext keyring is accepted."""
+
+    def test_usable_backend(self, use_backend: Install) -> None:
+        """A working backend round-trips under service "syncd", username = instance."""
+        backend = DictKeyring()
+        use_backend(backend)
+        store = KeyringTokenStore()
+        store.set("hubspot", SECRET)
+        assert backend.values == {("syncd", "hubspot"): SECRET}
+        assert store.get("hubspot") == SECRET
+        assert store.delete("hubspot") is True
+        assert store.delete("hubspot") is False
+        assert store.get("hubspot") is None
+        assert SECRET not in repr(store)
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            pytest.param(fail.Keyring, id="fail"),
+            pytest.param(PlaintextKeyring, id="keyrings-alt"),
+            pytest.param(ZeroKeyring, id="priority-0"),
+            pytest.param(RaisingPriorityKeyring, id="priority-raises"),
+            pytest.param(lambda: _chain(PlaintextKeyring(), ZeroKeyring()), id="chain-unusable"),
+            pytest.param(lambda: _chain(), id="chain-empty"),
+        ],
+    )
+    def test_refused(self, make: Callable[[], KeyringBackend], use_backend: Install) -> None:
+        """An unusable or plaintext backend is KeyringUnavailable naming what to install."""
+        use_backend(make())
+        with pytest.raises(KeyringUnavailable) as caught:
+            KeyringTokenStore()
+        assert caught.value.exit_code == 4
+        assert "gnome-keyring" in str(caught.value)
+        assert "plaintext" in str(caught.value)
+
+    def test_chain_uses_best_safe_child(self, use_backend: Install) -> None:
+        """In a chain, the first usable non-plaintext child is used, never the plaintext one."""
+        plaintext, good = PlaintextKeyring(), DictKeyring()
+        use_backend(_chain(plaintext, good))
+        store = KeyringTokenStore()
+        store.set("source", SECRET)
+        assert plaintext.values == {}
+        assert good.values == {("syncd", "source"): SECRET}
+        assert "DictKeyring" in store.backend_name()
+
+    def test_errors_become_one_sentence(self, use_backend: Install) -> None:
+        """A locked keyring or D-Bus error is KeyringUnavailable without the secret or cause."""
+        use_backend(LockedKeyring())
+        store = KeyringTokenStore()
+        with pytest.raises(KeyringUnavailable) as reading:
+            store.get("hubspot")
+        assert "could not read the credential for hubspot (KeyringLocked)" in str(reading.value)
+        with pytest.raises(KeyringUnavailable) as storing:
+            store.set("hubspot", SECRET)
+        assert SECRET not in str(storing.value)
+        assert storing.value.__cause__ is None
+        assert storing.value.__suppress_context__
+
+
+class TestRealKeyring:
+    """The OS keyring itself, when this machine has one (scripts/test.sh provides it)."""
+
+    def test_round_trip(self) -> None:
+        """A credential stored in the real keyring reads back and is removed."""
+        try:
+            store = KeyringTokenStore(service="syncd-test")
+        except KeyringUnavailable:
+            pytest.skip("no usable OS keyring here; run through scripts/test.sh")
+        name = f"t{uuid.uuid4().hex[:12]}"
+        store.set(name, SECRET)
+        try:
+            assert store.get(name) == SECRET
+        finally:
+            assert store.delete(name) is True
+        assert store.get(name) is None
+
+
+OAUTH = {"client_id": "cid", "client_secret": SECRET, "refresh_token": SECRET + "r"}
+
+
+class TestParseOAuth:
+    """The OAuth JSON form of a credential, per DESIGN.md's Credentials table."""
+
+    @pytest.mark.parametrize("value", ["pat-na1-abc", "  plain  ", "[1, 2]", ""])
+    def test_plain_token(self, value: str) -> None:
+        """Anything that is not a JSON object is a plain token."""
+        assert parse_oauth(value) is None
+
+    def test_full(self) -> None:
+        """All keys, an instance_url, and unknown extra keys ignored."""
+        value = json.dumps(
+            {**OAUTH, "instance_url": "https://eu.my.salesforce.com/", "scope": "api"}
+        )
+        credential = parse_oauth(value, name="salesforce")
+        assert credential == OAuthCredential(
+            "cid", SECRET, SECRET + "r", "https://eu.my.salesforce.com"
+        )
+
+    def test_repr_hides_secrets(self) -> None:
+        """The credential's repr shows no secret part."""
+        credential = parse_oauth(json.dumps(OAUTH))
+        assert credential is not None
+        assert SECRET not in repr(credential)
+        assert "cid" not in repr(credential)
+
+    @pytest.mark.parametrize(
+        ("value", "fragment"),
+        [
+            pytest.param("{" + SECRET, "not valid JSON", id="broken-json"),
+            pytest.param(
+                json.dumps({"client_id": "x"}), "lacks client_secret, refresh_token", id="missing"
+            ),
+            pytest.param(json.dumps({**OAUTH, "client_id": 1}), "lacks client_id", id="not-string"),
+            pytest.param(
+                json.dumps({**OAUTH, "refresh_token": " "}), "lacks refresh_token", id="blank"
+            ),
+            pytest.param(
+                json.dumps({**OAUTH, "instance_url": "http://x.example"}), "instance_url", id="http"
+            ),
+        ],
+    )
+    def test_malformed(self, value: str, fragment: str) -> None:
+        """A malformed JSON credential is an AuthError naming keys, never values."""
+        with pytest.raises(AuthError) as caught:
+            parse_oauth(value, name="salesforce")
+        assert fragment in str(caught.value)
+        assert "`syncd auth set salesforce`" in str(caught.value)
+        assert caught.value.connector == "salesforce"
+        assert SECRET not in str(caught.value)
