@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,31 @@ async def _add(env: dict[str, str], config: Path, refs: list[str]) -> tuple[str,
     return output, done.returncode, time.perf_counter() - started
 
 
+def _width(text: str) -> int:
+    """Terminal columns `text` takes: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cell(text: str, width: int) -> str:
+    """`text` cut and padded to exactly `width` terminal columns."""
+    out = ""
+    for ch in text:
+        if _width(out + ch) > width:
+            break
+        out += ch
+    return out + " " * (width - _width(out))
+
+
 def _print_table(title: str, rows: list[dict[str, str]]) -> None:
     print(f"\n{title}")
     if not rows:
         print("  (nothing)")
         return
     columns = list(rows[0])
-    widths = {c: min(32, max(len(c), *(len(r.get(c, "")) for r in rows))) for c in columns}
-    print("  " + "  ".join(c.ljust(widths[c]) for c in columns))
+    widths = {c: min(32, max(_width(c), *(_width(r.get(c, "")) for r in rows))) for c in columns}
+    print("  " + "  ".join(_cell(c, widths[c]) for c in columns).rstrip())
     for row in rows:
-        cells = (row.get(c, "")[: widths[c]].ljust(widths[c]) for c in columns)
-        print("  " + "  ".join(cells))
+        print("  " + "  ".join(_cell(row.get(c, ""), widths[c]) for c in columns).rstrip())
 
 
 async def _demo(count: int, root: Path) -> int:
@@ -117,6 +132,7 @@ async def _demo(count: int, root: Path) -> int:
                 _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
         needles = _needles(running, public_ids)
         handle.stop()
+        tg.cancel_scope.cancel()  # the sandboxes' servers belong to this group too
     report = scan([root], needles)
     print(
         f"\nresidue scan: {len(report.hits)} hits for {len(needles)} strings (people's data and "

@@ -69,6 +69,23 @@ class HubSpotSandbox:
             ]
         }
 
+    def rows(self) -> list[dict[str, str]]:
+        """Every contact as one display row (the demo prints them side by side)."""
+        out = []
+        for contact in sorted(self.store.contacts.values(), key=_num):
+            props = contact.properties
+            name = f"{props.get('firstname', '')} {props.get('lastname', '')}".strip()
+            out.append(
+                {
+                    "id": contact.id,
+                    "name": name,
+                    "email": props.get("email", ""),
+                    "company": props.get("company", ""),
+                    "title": props.get("jobtitle", ""),
+                }
+            )
+        return out
+
     def edit(self, record_id: str, prop: str, value: str) -> None:
         """Change one property of a contact, as a person would in HubSpot's UI."""
         self.store.update(self.store.require(record_id), {prop: value})
