@@ -9,11 +9,8 @@ and tokens that passed through.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
-import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -21,18 +18,9 @@ from typing import Any
 import anyio
 
 from connectors import registry
-from sync import log
-from sync.config import load
-from sync.daemon import run_daemon
 from sync.residue import scan
-from sync.sandboxes import RunningSandbox, config_text, start_sandboxes
-from sync.secrets import MemoryTokenStore
-
-DIRS = ("config", "state", "cache", "log", "run", "tmp")
-
-
-def _instance(type_name: str) -> str:
-    return "source" if registry.info(type_name).kind == "source" else type_name
+from sync.sandboxes import RunningSandbox
+from sync.stack import throwaway_stack
 
 
 def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[str, str]:
@@ -46,17 +34,6 @@ def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[
                 if isinstance(value, str) and len(value) >= 4:
                     needles[value] = kind
     return needles
-
-
-async def _add(env: dict[str, str], config: Path, refs: list[str]) -> tuple[str, int, float]:
-    started = time.perf_counter()
-    done = await anyio.run_process(
-        [sys.executable, "-m", "sync.cli", "add-contact", "--config", str(config), *refs],
-        check=False,
-        env=env,
-    )
-    output = (done.stdout + done.stderr).decode()
-    return output, done.returncode, time.perf_counter() - started
 
 
 def _width(text: str) -> int:
@@ -87,52 +64,27 @@ def _print_table(title: str, rows: list[dict[str, str]]) -> None:
 
 
 async def _demo(count: int, root: Path) -> int:
-    dirs = {name: root / name for name in DIRS}
-    for path in dirs.values():
-        path.mkdir(mode=0o700)
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(dirs["config"]),
-        "XDG_STATE_HOME": str(dirs["state"]),
-        "XDG_CACHE_HOME": str(dirs["cache"]),
-        "XDG_RUNTIME_DIR": str(dirs["run"]),
-        "TMPDIR": str(dirs["tmp"]),
-    }
-    config_path = dirs["config"] / "config.toml"
     failures = 0
-    async with anyio.create_task_group() as tg:
-        running = await start_sandboxes(tg)
-        config_path.write_text(
-            config_text(
-                running,
-                daemon={
-                    "socket": str(dirs["run"] / "syncd.sock"),
-                    "log_file": str(dirs["log"] / "syncd.log"),
-                },
-            )
-        )
-        config = load(config_path)
-        log.configure(config.daemon.log_level, config.daemon.log_path())
-        store = MemoryTokenStore({_instance(t): sb.token for t, sb in running.items()})
-        handle = await tg.start(run_daemon, config, store)
-        source = next(sb for sb in running.values() if registry.info(sb.type).kind == "source")
-        public_ids = [p["publicId"] for p in source.sandbox.snapshot()["people"]][:count]
+    async with throwaway_stack(root) as stack:
+        public_ids = [p["publicId"] for p in stack.source.sandbox.snapshot()["people"]][:count]
         refs = [f"https://www.linkedin.example/in/{pid}/" for pid in public_ids]
-        print("syncd demo: sandboxes " + ", ".join(f"{t} {sb.url}" for t, sb in running.items()))
-        print(f"daemon on {config.daemon.socket}; credentials in a throwaway in-memory keyring")
+        print(
+            "syncd demo: sandboxes " + ", ".join(f"{t} {sb.url}" for t, sb in stack.running.items())
+        )
+        print(
+            f"daemon on {stack.root / 'run' / 'syncd.sock'}; "
+            "credentials in a throwaway in-memory keyring"
+        )
         for label in ("first add", "second add: a re-add never duplicates"):
-            output, code, seconds = await _add(env, config_path, refs)
+            output, code, seconds = await stack.cli("add-contact", *refs)
             print(f"\n$ syncd add-contact <{len(refs)} profile URLs>    # {label}")
             print(output.rstrip())
             print(f"(exit {code}, {seconds:.2f} s)")
             failures += code != 0
-        for type_name, sandbox in running.items():
-            if registry.info(type_name).kind == "crm":
-                rows: list[dict[str, Any]] = sandbox.sandbox.rows()
-                _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
-        needles = _needles(running, public_ids)
-        handle.stop()
-        tg.cancel_scope.cancel()  # the sandboxes' servers belong to this group too
+        for type_name, sandbox in stack.crms.items():
+            rows: list[dict[str, Any]] = sandbox.sandbox.rows()
+            _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
+        needles = _needles(stack.running, public_ids)
     report = scan([root], needles)
     print(
         f"\nresidue scan: {len(report.hits)} hits for {len(needles)} strings (people's data and "
