@@ -6,7 +6,7 @@ CLI commands must not pay for httpx.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, Protocol
@@ -25,6 +25,12 @@ FIELDS: tuple[str, ...] = (
 )
 
 OutcomeKind = Literal["created", "updated", "unchanged", "ambiguous", "failed", "refused"]
+
+#: How a person was recognised in a CRM, in the order syncd tries: its own identity property
+#: (the source's member id), the profile URL, the email, then first+last name in the same
+#: company (skipped when ``[match] strict = true``).
+MatchStep = Literal["identity", "profile_url", "email", "name"]
+MATCH_STEPS: tuple[MatchStep, ...] = ("identity", "profile_url", "email", "name")
 
 #: "empty-only": write a field only where the CRM has no value; "always": syncd's value
 #: wins; a frozenset: syncd owns those fields (always written), the rest are empty-only.
@@ -105,6 +111,42 @@ class ConnectorSettings:
     base_url: str
     overwrite: OverwritePolicy = "empty-only"
     options: Mapping[str, object] = field(default_factory=dict)
+    #: ``[match] strict``: never match by name, only by member id, profile URL or email.
+    strict_match: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A CRM record that might be the person: what matching needs to know of it."""
+
+    id: str
+    #: The member id in syncd's identity property/field, if any.
+    member_id: str | None
+    #: The record as syncd's canonical fields (see :data:`FIELDS`), empty ones left out.
+    fields: Mapping[str, str]
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The verdict of :func:`match`: one record, several (ambiguous), or none."""
+
+    record: Candidate | None = None
+    step: MatchStep | None = None
+    #: The CRM ids of every candidate when one step found more than one.
+    ambiguous: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Whether a person is in one CRM, for `syncd check` (nothing is written)."""
+
+    found: bool
+    id: str | None = None
+    owner: str | None = None
+    url: str | None = None
+    step: MatchStep | None = None
+    candidates: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -146,9 +188,85 @@ class CRM(Protocol):
         """
         ...
 
+    async def find(self, contact: Contact) -> Presence:
+        """Whether ``contact`` is already in the CRM, by :func:`match`; writes nothing."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def profile_key(url: str | None) -> str | None:
+    """A profile URL reduced to what identifies it: ``in/<publicid>`` in lower case.
+
+    ``https://www.linkedin.com/in/Ada-Q/?utm=x`` and ``linkedin.com/in/ada-q`` are the
+    same person; anything without an ``/in/<id>`` path is None.
+    """
+    if not url:
+        return None
+    path = url.strip().split("?", 1)[0].split("#", 1)[0]
+    parts = [p for p in path.split("/") if p]
+    for i, part in enumerate(parts[:-1]):
+        if part.lower() == "in":
+            return f"in/{parts[i + 1].lower()}"
+    return None
+
+
+def _fold(value: str | None) -> str:
+    return " ".join((value or "").split()).casefold()
+
+
+def name_key(fields: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(first, last, company) folded for comparison; None unless all three are known."""
+    key = (
+        _fold(fields.get("first_name")),
+        _fold(fields.get("last_name")),
+        _fold(fields.get("company")),
+    )
+    return key if all(key) else None
+
+
+def _step_key(step: MatchStep, member_id: str | None, fields: Mapping[str, str]) -> object:
+    if step == "identity":
+        return member_id or None
+    if step == "profile_url":
+        return profile_key(fields.get("linkedin_url"))
+    if step == "email":
+        return _fold(fields.get("email")) or None
+    return name_key(fields)
+
+
+def match(contact: Contact, candidates: Iterable[Candidate], *, strict: bool = False) -> Match:
+    """Find ``contact`` among ``candidates``, step by step (see :data:`MATCH_STEPS`).
+
+    The first step with any hit decides: one hit is the match, several are ``ambiguous``
+    (never guessed). A record that carries another member's id is never this person, so it
+    only counts for the identity step. Connectors fetch the candidates however their API
+    allows (one query with ORs, batch reads, searches) and let this function judge them.
+    """
+    pool = list({c.id: c for c in candidates}.values())
+    for step in MATCH_STEPS:
+        if step == "name" and strict:
+            break
+        wanted = _step_key(step, contact.member_id, contact.fields)
+        if wanted is None:
+            continue
+        hits = [
+            c
+            for c in pool
+            if (step == "identity" or not c.member_id or c.member_id == contact.member_id)
+            and _step_key(step, c.member_id, c.fields) == wanted
+        ]
+        if len(hits) == 1:
+            return Match(record=hits[0], step=step)
+        if hits:
+            return Match(step=step, ambiguous=tuple(sorted((c.id for c in hits), key=_id_order)))
+    return Match()
+
+
+def _id_order(record_id: str) -> tuple[int, str]:
+    return (len(record_id), record_id)
 
 
 def fields_to_write(

@@ -24,6 +24,8 @@ class Option:
     type: type
     default: object
     help: str = ""
+    #: The only values allowed, if the option is an enumeration.
+    choices: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

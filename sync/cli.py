@@ -141,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--from-file", metavar="F", help="one REF per line ('-' = stdin)")
     add.add_argument("--json", action="store_true", help="print the control API's outcome objects")
 
+    check = command(
+        "check",
+        _lazy("sync.cli_check", "cmd_check"),
+        "is this person already in each CRM (id, owner, link)? writes nothing",
+    )
+    check.add_argument("ref", metavar="REF", help="profile URL or publicId")
+    check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+    check.add_argument("--json", action="store_true", help="print the control API's answer")
+
     status = command("status", cmd_status, "the daemon's state, queue and CRM health")
     status.add_argument("--json", action="store_true", help="machine-readable")
     command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")

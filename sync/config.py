@@ -13,7 +13,7 @@ import stat
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -191,6 +191,7 @@ def parse(text: str, path: Path, *, env: Mapping[str, str] | None = None) -> Con
     privacy = _privacy(check, _section(check, data, "privacy", _PRIVACY))
     if check.problems or source is None:
         raise ConfigError(check.problems)
+    crms = {name: replace(settings, strict_match=strict) for name, settings in crms.items()}
     return Config(path, daemon, source, MappingProxyType(crms), MatchConfig(strict), privacy)
 
 

@@ -265,7 +265,10 @@ def connector_settings(
         options[name] = option.default
         if name in table:
             fits, value = _coerce(table[name], option.type)
-            if fits:
+            if fits and option.choices and value not in option.choices:
+                choices = " or ".join(f'"{c}"' for c in option.choices)
+                check.add(check.key(prefix, name), f"must be {choices}, not {value!r}")
+            elif fits:
                 options[name] = value
             else:
                 what = f"must be {_expected(option.type)}, not {type_name(table[name])}"

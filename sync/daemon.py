@@ -84,7 +84,7 @@ async def run_daemon(
     instances = Instances(config, store, retry=retry, transport=transport)
     relay = Relay(instances, config.privacy, state)
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)
-    app = build_app(state, send, config.crms)
+    app = build_app(state, send, config.crms, relay.check)
     try:
         async with send, receive, anyio.create_task_group() as tg:
             await tg.start(partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import anyio
 import structlog
@@ -76,6 +77,52 @@ class Relay:
             for name in selection.targets:
                 tg.start_soon(self._deliver, selection.id, name, contact, results)
         return {name: results[name] for name in selection.targets}
+
+    async def check(self, public_id: str, targets: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Whether the person is in each target CRM (`syncd check`); writes nothing anywhere.
+
+        The privacy rules apply first: a person syncd may not send is not looked up either.
+        """
+        try:
+            contact = await self._read(Selection("check", public_id, targets, False))
+        except PrivacyRefusal as refusal:
+            return {key: {"found": False, "refused": str(refusal)} for key in targets}
+        except SyncdError as error:
+            await self._source_failed(error)
+            outcome = failure(error)
+            return {
+                key: {"found": False, "error": outcome.detail, "reason": outcome.reason}
+                for key in targets
+            }
+        results: dict[str, dict[str, Any]] = {}
+
+        async def look(name: str) -> None:
+            try:
+                crm = await self._instances.crm(name)
+                presence = await crm.find(contact)
+            except SyncdError as error:
+                _note_health(self._state.health[name], error)
+                if isinstance(error, AuthError):
+                    await self._instances.invalidate(name)
+                outcome = failure(error)
+                results[name] = {"found": False, "error": outcome.detail, "reason": outcome.reason}
+                return
+            _note_health(self._state.health[name], None)
+            answer: dict[str, Any] = {
+                "found": presence.found,
+                "id": presence.id,
+                "owner": presence.owner,
+                "url": presence.url,
+                "step": presence.step,
+            }
+            if presence.candidates:
+                answer["candidates"] = list(presence.candidates)
+            results[name] = answer
+
+        async with anyio.create_task_group() as tg:
+            for name in targets:
+                tg.start_soon(look, name)
+        return {name: results[name] for name in targets}
 
     async def _read(self, selection: Selection) -> Contact:
         source = await self._instances.source()

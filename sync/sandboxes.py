@@ -28,6 +28,13 @@ class RunningSandbox:
     sandbox: Any
     token: str
 
+    @property
+    def credential(self) -> str:
+        """What `syncd auth set` stores so a client authenticates with :attr:`token`
+        (the token itself, or e.g. an OAuth JSON whose refresh token it is)."""
+        value: str = self.sandbox.credential(self.token)
+        return value
+
     def config_table(self) -> dict[str, object]:
         """The config keys that point an instance of this type at the sandbox."""
         table: dict[str, object] = self.sandbox.config_table(self.url)
@@ -91,7 +98,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 instance = "source" if registry.info(type_name).kind == "source" else type_name
                 print(
                     f"{type_name} sandbox at {sandbox.url}; its test credential: "
-                    f"{sandbox.token}  (store it with `syncd auth set {instance}`)"
+                    f"{sandbox.credential}  (store it with `syncd auth set {instance}`)"
                 )
             print("ready: press Ctrl-C to stop", flush=True)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -106,7 +106,7 @@ async def throwaway_stack(
         )
         config = load(config_path)
         log.configure(config.daemon.log_level, config.daemon.log_path())
-        store = MemoryTokenStore({instance_name(t): sb.token for t, sb in chosen.items()})
+        store = MemoryTokenStore({instance_name(t): sb.credential for t, sb in chosen.items()})
         handle = await tg.start(run_daemon, config, store)
         try:
             yield Stack(root, env, config_path, running, handle)

@@ -69,6 +69,26 @@ class CRMContract:
         """The connector's CRM client class."""
         raise NotImplementedError
 
+    def seed_in_crm(self, sandbox: Any, fields: dict[str, str]) -> str:
+        """Create a record as a human would in the CRM's UI (no syncd identity); its id.
+
+        ``fields`` are canonical (see ``connectors.base.FIELDS``); ``company`` is the
+        record's company as the CRM shows it on a person (a linked organisation/account
+        where the CRM has them)."""
+        raise NotImplementedError
+
+    def company_of(self, sandbox: Any, crm_id: str) -> str | None:
+        """The name of the company/organisation/account the record is linked to."""
+        raise NotImplementedError
+
+    def company_count(self, sandbox: Any) -> int:
+        """How many company/organisation/account records the sandbox holds."""
+        raise NotImplementedError
+
+    def oauth_credential(self, *, valid: bool = True) -> str:
+        """An OAuth credential JSON the sandbox accepts (or, ``valid=False``, refuses)."""
+        raise NotImplementedError
+
     # -- shared fixtures -----------------------------------------------------------------
 
     @pytest.fixture
@@ -87,6 +107,7 @@ class CRMContract:
         overwrite: OverwritePolicy = "empty-only",
         credential: str | None = None,
         options: dict[str, object] | None = None,
+        strict: bool = False,
     ) -> CRM:
         """A client of the connector, talking to ``sandbox`` in-process over ASGI."""
         settings = ConnectorSettings(
@@ -94,7 +115,8 @@ class CRMContract:
             type=self.type_name,
             base_url="http://sandbox.test",
             overwrite=overwrite,
-            options=options or {},
+            options={**self.options(), **(options or {})},
+            strict_match=strict,
         )
         client: CRM = self.crm_class()(
             settings,
@@ -191,6 +213,163 @@ class CRMContract:
         assert "400" in outcome.detail
         assert sleeps.waits == []
         assert "Lovelace" not in outcome.detail
+
+    # -- matching: identity, profile URL, email, name + company; never a guess -------------
+
+    async def test_matches_a_human_record_by_profile_url(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """A record someone made with the person's profile URL is the person."""
+        seeded = self.seed_in_crm(
+            sandbox,
+            {
+                "first_name": "Ada",
+                "last_name": "L.",
+                "linkedin_url": "https://linkedin.com/in/ADA-lovelace/",
+            },
+        )
+        crm = self.make_crm(sandbox, sleeps)
+        (outcome,) = await crm.upsert_contacts([ADA])
+        (again,) = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert (outcome.outcome, outcome.id) == ("updated", seeded)
+        assert (again.outcome, again.id) == ("unchanged", seeded)
+        assert self.record_count(sandbox) == 1
+
+    async def test_matches_a_human_record_by_email(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """A record with the person's email (any case) is the person."""
+        seeded = self.seed_in_crm(
+            sandbox, {"first_name": "Ada", "last_name": "King", "email": "ADA@analytical.example"}
+        )
+        crm = self.make_crm(sandbox, sleeps)
+        (outcome,) = await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert outcome.id == seeded
+        assert outcome.outcome in ("updated", "unchanged")
+        assert self.record_count(sandbox) == 1
+
+    async def test_matches_by_name_within_the_company_unless_strict(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """Same first and last name at the same company is the person; strict mode creates."""
+        seeded = self.seed_in_crm(
+            sandbox,
+            {"first_name": "ada", "last_name": "LOVELACE", "company": "Analytical Engines"},
+        )
+        loose = self.make_crm(sandbox, sleeps)
+        (outcome,) = await loose.upsert_contacts([ADA])
+        await loose.aclose()
+        assert outcome.id == seeded
+        assert self.record_count(sandbox) == 1
+        other = Contact("urn:li:member:9002", {**ADA.fields, "email": "ada2@elsewhere.example"})
+        other = with_fields(other, linkedin_url="https://www.linkedin.com/in/ada-two")
+        self.seed_in_crm(
+            sandbox, {"first_name": "Ada", "last_name": "Lovelace", "company": "Difference Ltd"}
+        )
+        strict = self.make_crm(sandbox, sleeps, strict=True)
+        (created,) = await strict.upsert_contacts([with_fields(other, company="Difference Ltd")])
+        await strict.aclose()
+        assert created.outcome == "created"
+        assert self.record_count(sandbox) == 3
+
+    async def test_several_candidates_are_ambiguous_and_nothing_is_written(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """Two records that both fit are reported with their ids; neither is touched."""
+        twin = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines"}
+        first = self.seed_in_crm(sandbox, dict(twin))
+        second = self.seed_in_crm(sandbox, dict(twin))
+        crm = self.make_crm(sandbox, sleeps)
+        (outcome,) = await crm.upsert_contacts([ADA])
+        presence = await crm.find(ADA)
+        await crm.aclose()
+        assert outcome.outcome == "ambiguous"
+        assert set(outcome.candidates) == {first, second}
+        assert outcome.id is None
+        assert self.record_count(sandbox) == 2
+        assert not presence.found
+        assert set(presence.candidates) == {first, second}
+
+    async def test_identity_wins_over_an_email_match(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """Once syncd has written a person, a new email updates that record, not another."""
+        crm = self.make_crm(sandbox, sleeps)
+        (first,) = await crm.upsert_contacts([ADA])
+        self.seed_in_crm(
+            sandbox,
+            {"first_name": "Someone", "last_name": "Else", "email": "new@analytical.example"},
+        )
+        (second,) = await crm.upsert_contacts([with_fields(ADA, email="new@analytical.example")])
+        await crm.aclose()
+        assert second.id == first.id
+        assert second.outcome in ("updated", "unchanged")
+        assert self.record_count(sandbox) == 2
+
+    # -- companies -----------------------------------------------------------------------
+
+    async def test_company_is_created_once_and_linked(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """The person's company is found or created, and linked; colleagues share it."""
+        colleague = Contact(
+            "urn:li:member:9003",
+            {"first_name": "Charles", "last_name": "Babbage", "company": "Analytical Engines"},
+        )
+        crm = self.make_crm(sandbox, sleeps)
+        (ada,) = await crm.upsert_contacts([ADA])
+        (charles,) = await crm.upsert_contacts([colleague])
+        await crm.aclose()
+        assert ada.id is not None
+        assert charles.id is not None
+        assert self.company_of(sandbox, ada.id) == "Analytical Engines"
+        assert self.company_of(sandbox, charles.id) == "Analytical Engines"
+        assert self.company_count(sandbox) == 1
+
+    # -- check: presence without writing --------------------------------------------------
+
+    async def test_find_answers_without_writing(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """find() says absent before the first upsert and gives id and link after."""
+        crm = self.make_crm(sandbox, sleeps)
+        before = await crm.find(ADA)
+        assert not before.found
+        assert self.record_count(sandbox) == 0
+        (created,) = await crm.upsert_contacts([ADA])
+        after = await crm.find(ADA)
+        await crm.aclose()
+        assert after.found
+        assert after.id == created.id
+        assert after.step == "identity"
+        assert after.url
+        assert str(created.id) in after.url
+
+    # -- tokens: refresh on 401, a refused refresh is AuthError ----------------------------
+
+    async def test_expired_access_token_is_refreshed(
+        self, sandbox: Any, sleeps: SleepRecorder
+    ) -> None:
+        """With an OAuth credential, a 401 refreshes the access token once and goes on."""
+        crm = self.make_crm(sandbox, sleeps, credential=self.oauth_credential())
+        (first,) = await crm.upsert_contacts([ADA])
+        sandbox.core.expire_tokens()
+        (second,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0001")])
+        await crm.aclose()
+        assert (second.outcome, second.id) == ("updated", first.id)
+
+    async def test_refused_refresh_is_auth_error(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+        """An OAuth credential whose refresh the CRM refuses is AuthError, nothing written."""
+        crm = self.make_crm(sandbox, sleeps, credential=self.oauth_credential(valid=False))
+        with pytest.raises(AuthError) as caught:
+            await crm.upsert_contacts([ADA])
+        await crm.aclose()
+        assert caught.value.connector == self.type_name
+        assert self.record_count(sandbox) == 0
+
+    def options(self) -> dict[str, object]:
+        """Type-specific config options the client needs against the sandbox."""
+        return {}
 
     def rejected_credential(self) -> str:
         """A credential of the right shape that the sandbox does not accept."""

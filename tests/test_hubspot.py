@@ -30,7 +30,7 @@ class TestHubSpotContract(CRMContract):
     type_name = "hubspot"
 
     def make_sandbox(self) -> HubSpotSandbox:
-        return HubSpotSandbox(tokens=[TOKEN])
+        return HubSpotSandbox(tokens=[TOKEN], oauth_clients=OAUTH)
 
     def record_count(self, sandbox: Any) -> int:
         count: int = sandbox.contact_count()
@@ -44,6 +44,28 @@ class TestHubSpotContract(CRMContract):
 
     def write_path_prefix(self) -> str:
         return f"{CONTACTS}/batch/create"
+
+    def seed_in_crm(self, sandbox: Any, fields: dict[str, str]) -> str:
+        # syncd's properties exist once it has run; a colleague fills them in by hand.
+        for definition in CUSTOM_PROPERTIES:
+            if definition["name"] not in sandbox.store.properties:
+                sandbox.store.add_property(definition)
+        props = {PROPERTY_OF[k]: v for k, v in fields.items()}
+        return str(sandbox.store.create(sandbox.store.validate(props)).id)
+
+    def company_of(self, sandbox: Any, crm_id: str) -> str | None:
+        names: list[str] = sandbox.company_names(crm_id)
+        return names[0] if len(names) == 1 else None
+
+    def company_count(self, sandbox: Any) -> int:
+        return len(sandbox.companies.companies)
+
+    def oauth_credential(self, *, valid: bool = True) -> str:
+        refresh = "refresh-canary-5c1d" if valid else "refresh-unknown"
+        client_id, secret = OAUTH["refresh-canary-5c1d"]
+        return json.dumps(
+            {"client_id": client_id, "client_secret": secret, "refresh_token": refresh}
+        )
 
 
 # -- helpers --------------------------------------------------------------------------

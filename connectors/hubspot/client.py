@@ -1,9 +1,11 @@
 """The HubSpot CRM v3 client: contacts upserted on the source's member id.
 
-Per chunk of at most 100 contacts: read by the identity property, then by email for the
-rest (``batch/read`` by ``idProperty``, never search: HubSpot's search index lags behind
-writes), write only what :func:`connectors.base.fields_to_write` allows, create the rest in
-one ``batch/create``, and turn a 409 "Existing ID: N" into an update of N.
+Per chunk of at most 100 contacts: gather candidates (:mod:`connectors.hubspot.lookup`:
+identity and email by ``batch/read``, profile URL and name+company by search), let
+:func:`connectors.base.match` decide (several candidates: ``ambiguous``, nothing written),
+write only what :func:`connectors.base.fields_to_write` allows, create the rest in one
+``batch/create`` associated with their company (:mod:`connectors.hubspot.companies`), and
+turn a 409 "Existing ID: N" into an update of N.
 Docs: https://developers.hubspot.com/docs/api/crm/contacts
 """
 
@@ -17,22 +19,31 @@ import anyio
 import httpx
 
 from connectors._http import RetryPolicy, json_object, send
-from connectors.base import ConnectorSettings, Contact, TargetOutcome, fields_to_write
+from connectors.base import (
+    Candidate,
+    ConnectorSettings,
+    Contact,
+    Presence,
+    TargetOutcome,
+    fields_to_write,
+    match,
+)
 from connectors.hubspot import auth
+from connectors.hubspot.companies import Companies, association
+from connectors.hubspot.lookup import Lookup, candidate, record, records
 from connectors.hubspot.mapping import (
     BATCH_LIMIT,
     CUSTOM_PROPERTIES,
     IDENTITY_PROPERTY,
     READ_PROPERTIES,
-    SimplePublicObject,
     canonical,
-    to_fields,
     to_properties,
 )
 from sync.errors import AuthError, FatalConnectorError
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
+ACCOUNT_DETAILS = "/account-info/v3/details"
 _OK = range(200, 300)
 #: Answers about one record rather than the whole call: the caller sorts them out.
 _RECORD_ANSWERS = frozenset({*_OK, 400, 404, 409})
@@ -73,6 +84,10 @@ class HubSpotCRM:
                 self._bearer.token = parsed
         self._refresh_lock = anyio.Lock()
         self._properties_ready = False
+        self._strict = settings.strict_match
+        self._lookup = Lookup(self._connector, self._call)
+        self._companies = Companies(self._connector, self._call)
+        self._account: tuple[str, str] | None = None  # (portal id, UI domain)
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -167,94 +182,142 @@ class HubSpotCRM:
                 )
         self._properties_ready = True
 
+    # -- matching ------------------------------------------------------------------------
+
+    async def find(self, contact: Contact) -> Presence:
+        """Whether ``contact`` is in HubSpot, with id, owner and a link; writes nothing."""
+        identity = await self._identity_exists()
+        pool = await self._lookup.candidates([contact], strict=self._strict, identity=identity)
+        verdict = match(contact, map(candidate, pool), strict=self._strict)
+        if verdict.ambiguous:
+            return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
+        if verdict.record is None:
+            return Presence(False)
+        found = verdict.record
+        return Presence(
+            True, id=found.id, owner=found.owner, url=await self._url(found.id), step=verdict.step
+        )
+
+    async def _identity_exists(self) -> bool:
+        """Whether syncd's identity property exists (checked, never created, by ``find``)."""
+        if self._properties_ready:
+            return True
+        path = f"{PROPERTIES}/{IDENTITY_PROPERTY}"
+        return (await self._call("GET", path, ok={200, 404})).status_code == 200
+
+    async def _url(self, record_id: str) -> str:
+        """The contact's page in HubSpot's web app."""
+        if self._account is None:
+            details = json_object(self._connector, await self._call("GET", ACCOUNT_DETAILS))
+            portal, domain = details.get("portalId"), details.get("uiDomain") or "app.hubspot.com"
+            self._account = (str(portal), str(domain))
+        portal, domain = self._account
+        return f"https://{domain}/contacts/{portal}/record/0-1/{record_id}"
+
     # -- upsert --------------------------------------------------------------------------
 
     async def _upsert(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
         desired = [canonical(c.fields) for c in contacts]
-        found: dict[int, SimplePublicObject] = {}
-        by_member = await self._read(IDENTITY_PROPERTY, [c.member_id for c in contacts])
-        for i, contact in enumerate(contacts):
-            if contact.member_id in by_member:
-                found[i] = by_member[contact.member_id]
-        emails = {i: d["email"] for i, d in enumerate(desired) if i not in found and "email" in d}
-        if emails:
-            by_email = await self._read("email", sorted(set(emails.values())))
-            found |= {i: by_email[e] for i, e in emails.items() if e in by_email}
+        pool = [candidate(r) for r in await self._lookup.candidates(contacts, strict=self._strict)]
         outcomes: dict[int, TargetOutcome] = {}
         updates: dict[int, tuple[str, dict[str, str]]] = {}
-        for i, record in found.items():
-            plan = self._plan(contacts[i], desired[i], record)
-            if isinstance(plan, TargetOutcome):
-                outcomes[i] = plan
+        creates: list[int] = []
+        for i, contact in enumerate(contacts):
+            verdict = match(contact, pool, strict=self._strict)
+            if verdict.ambiguous:
+                outcomes[i] = TargetOutcome(
+                    "ambiguous",
+                    detail=f"{len(verdict.ambiguous)} {self._connector} contacts match by "
+                    f"{verdict.step}; nothing was written: merge them or add the person by hand",
+                    candidates=verdict.ambiguous,
+                )
+            elif verdict.record is None:
+                creates.append(i)
             else:
-                updates[i] = (record["id"], plan)
-        creates = [i for i in range(len(contacts)) if i not in found]
-        outcomes |= await self._create(contacts, desired, creates)
-        outcomes |= await self._update(updates)
+                plan = self._plan(contact, desired[i], verdict.record)
+                if isinstance(plan, TargetOutcome):
+                    outcomes[i] = plan
+                else:
+                    updates[i] = (verdict.record.id, plan)
+        companies = await self._company_ids(
+            [desired[i].get("company") for i in creates]
+            + [desired[i].get("company") for i, (_, w) in updates.items() if "company" in w]
+        )
+        outcomes |= await self._create(contacts, desired, creates, companies)
+        outcomes |= await self._update(updates, companies)
         return [outcomes[i] for i in range(len(contacts))]
 
+    async def _company_ids(self, names: Sequence[str | None]) -> dict[str, str]:
+        """Company ids by name, found or created (see :mod:`connectors.hubspot.companies`)."""
+        out: dict[str, str] = {}
+        for name in dict.fromkeys(n for n in names if n):
+            company_id = await self._companies.id_of(name)
+            if company_id is not None:
+                out[name] = company_id
+        return out
+
     def _plan(
-        self, contact: Contact, desired: Mapping[str, str], record: SimplePublicObject
+        self, contact: Contact, desired: Mapping[str, str], record: Candidate
     ) -> TargetOutcome | dict[str, str]:
         """What to write to ``record`` for ``contact``, or the outcome if nothing."""
-        owner = record["properties"].get(IDENTITY_PROPERTY)
-        if owner and owner != contact.member_id:
+        if record.member_id and record.member_id != contact.member_id:
             return TargetOutcome(
                 "failed",
                 detail=f"{self._connector}: a contact with the same email belongs to another "
-                f"person synced by syncd (record {record['id']}); nothing was written",
+                f"person synced by syncd (record {record.id}); nothing was written",
                 reason="rejected",
             )
-        existing = to_fields(record["properties"])
-        write = to_properties(fields_to_write(existing, desired, self._settings.overwrite))
-        if not owner:
+        write = to_properties(fields_to_write(record.fields, desired, self._settings.overwrite))
+        if not record.member_id:
             write[IDENTITY_PROPERTY] = contact.member_id
-        return write or TargetOutcome("unchanged", id=record["id"])
-
-    async def _read(self, id_property: str, keys: Sequence[str]) -> dict[str, SimplePublicObject]:
-        """The contacts whose ``id_property`` is one of ``keys``, keyed by that value."""
-        body = {
-            "idProperty": id_property,
-            "inputs": [{"id": key} for key in dict.fromkeys(keys)],
-            "properties": list(READ_PROPERTIES),
-        }
-        response = await self._call("POST", f"{CONTACTS}/batch/read", body=body, ok={200, 207})
-        out: dict[str, SimplePublicObject] = {}
-        for record in _records(self._connector, response):
-            value = (record["properties"].get(id_property) or "").strip()
-            out[value.lower() if id_property == "email" else value] = record
-        return out
+        return write or TargetOutcome("unchanged", id=record.id)
 
     async def _create(
-        self, contacts: Sequence[Contact], desired: Sequence[Mapping[str, str]], which: list[int]
+        self,
+        contacts: Sequence[Contact],
+        desired: Sequence[Mapping[str, str]],
+        which: list[int],
+        companies: Mapping[str, str],
     ) -> dict[int, TargetOutcome]:
         if not which:
             return {}
-        inputs = [
-            {"properties": {**to_properties(desired[i]), IDENTITY_PROPERTY: contacts[i].member_id}}
-            for i in which
-        ]
+        inputs: list[dict[str, object]] = []
+        for i in which:
+            item: dict[str, object] = {
+                "properties": {
+                    **to_properties(desired[i]),
+                    IDENTITY_PROPERTY: contacts[i].member_id,
+                }
+            }
+            company_id = companies.get(desired[i].get("company", ""))
+            if company_id:
+                item["associations"] = [association(company_id)]
+            inputs.append(item)
         path = f"{CONTACTS}/batch/create"
         response = await self._call("POST", path, body={"inputs": inputs}, ok=_RECORD_ANSWERS)
         if response.is_success:
             ids = {
                 r["properties"].get(IDENTITY_PROPERTY): r["id"]
-                for r in _records(self._connector, response)
+                for r in records(self._connector, response)
             }
             return {i: TargetOutcome("created", id=ids.get(contacts[i].member_id)) for i in which}
         if len(which) > 1:  # HubSpot refuses a batch whole: find the culprit one by one
             out: dict[int, TargetOutcome] = {}
             for i in which:
-                out |= await self._create(contacts, desired, [i])
+                out |= await self._create(contacts, desired, [i], companies)
             return out
         (i,) = which
         existing = _EXISTING_ID.search(auth.error_fields(response).get("message", ""))
         if response.status_code == 409 and existing:
-            return {i: await self._claim(contacts[i], desired[i], existing.group(1))}
+            return {i: await self._claim(contacts[i], desired[i], existing.group(1), companies)}
         return {i: self._rejected(response)}
 
     async def _claim(
-        self, contact: Contact, desired: Mapping[str, str], record_id: str
+        self,
+        contact: Contact,
+        desired: Mapping[str, str],
+        record_id: str,
+        companies: Mapping[str, str],
     ) -> TargetOutcome:
         """Someone created the person's record since our read: update it instead."""
         path = f"{CONTACTS}/{record_id}"
@@ -262,16 +325,18 @@ class HubSpotCRM:
         response = await self._call("GET", path, params=params, ok=_RECORD_ANSWERS)
         if not response.is_success:
             return self._rejected(response)
-        record = _record(json_object(self._connector, response))
-        if record is None:
+        found = record(json_object(self._connector, response))
+        if found is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed record")
-        plan = self._plan(contact, desired, record)
+        plan = self._plan(contact, desired, candidate(found))
         if isinstance(plan, TargetOutcome):
             return plan
-        return (await self._update({0: (record_id, plan)}))[0]
+        if "company" in plan:
+            companies = {**companies, **await self._company_ids([desired.get("company")])}
+        return (await self._update({0: (record_id, plan)}, companies))[0]
 
     async def _update(
-        self, updates: Mapping[int, tuple[str, dict[str, str]]]
+        self, updates: Mapping[int, tuple[str, dict[str, str]]], companies: Mapping[str, str]
     ) -> dict[int, TargetOutcome]:
         if not updates:
             return {}
@@ -279,11 +344,15 @@ class HubSpotCRM:
         path = f"{CONTACTS}/batch/update"
         response = await self._call("POST", path, body={"inputs": inputs}, ok=_RECORD_ANSWERS)
         if response.is_success:
+            for rid, props in updates.values():
+                company_id = companies.get(props.get("company", ""))
+                if company_id:
+                    await self._companies.link(rid, company_id)
             return {i: TargetOutcome("updated", id=rid) for i, (rid, _) in updates.items()}
         if len(updates) > 1:
             out: dict[int, TargetOutcome] = {}
             for i, update in updates.items():
-                out |= await self._update({i: update})
+                out |= await self._update({i: update}, companies)
             return out
         return {i: self._rejected(response) for i in updates}
 
@@ -303,27 +372,3 @@ class HubSpotCRM:
 def _is_unique(connector: str, response: httpx.Response) -> bool:
     """Whether a property definition requires unique values."""
     return json_object(connector, response).get("hasUniqueValue") is True
-
-
-def _record(item: object) -> SimplePublicObject | None:
-    """One contact from JSON, or None if it is not shaped like one."""
-    if not isinstance(item, dict):
-        return None
-    rid, props = item.get("id"), item.get("properties")
-    if not isinstance(rid, str) or not isinstance(props, dict):
-        return None
-    return {
-        "id": rid,
-        "properties": {str(k): v if isinstance(v, str) else None for k, v in props.items()},
-        "createdAt": str(item.get("createdAt", "")),
-        "updatedAt": str(item.get("updatedAt", "")),
-        "archived": item.get("archived") is True,
-    }
-
-
-def _records(connector: str, response: httpx.Response) -> list[SimplePublicObject]:
-    """The ``results`` of a batch answer."""
-    results = json_object(connector, response).get("results")
-    if not isinstance(results, list):
-        raise FatalConnectorError(connector, f"{connector} answered a batch without results")
-    return [r for r in map(_record, results) if r is not None]

@@ -39,8 +39,11 @@ PROPERTY_OF: dict[str, str] = {
 #: HubSpot contact property -> canonical field.
 FIELD_OF: dict[str, str] = {prop: field for field, prop in PROPERTY_OF.items()}
 
+#: The HubSpot user who owns a record (a default contact property).
+OWNER_PROPERTY = "hubspot_owner_id"
+
 #: Every property the client asks for when it reads a contact.
-READ_PROPERTIES: tuple[str, ...] = (*PROPERTY_OF.values(), IDENTITY_PROPERTY)
+READ_PROPERTIES: tuple[str, ...] = (*PROPERTY_OF.values(), IDENTITY_PROPERTY, OWNER_PROPERTY)
 
 #: Association type ids the later verbs need (HubSpot-defined): note -> contact, and
 #: contact -> company. Notes also need ``hs_timestamp``.

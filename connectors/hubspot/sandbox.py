@@ -3,13 +3,16 @@ OAuth token refresh, as one ASGI app (see :class:`connectors._sandbox.SandboxCor
 
 Emulated: Bearer auth (401 ``INVALID_AUTHENTICATION`` / ``EXPIRED_AUTHENTICATION``), the
 refresh-token grant, contacts by id or unique ``idProperty``, batch read/create/update/
-upsert/archive (at most 100 inputs; read answers 207 for missing ids), simple search,
-property definitions, validation and unique values, and a rolling per-token rate limit
-with HubSpot's headers.
+upsert/archive (at most 100 inputs; read answers 207 for missing ids; create takes
+``associations``), search (EQ, NEQ, IN, HAS_PROPERTY, CONTAINS_TOKEN with ``*``), property
+definitions, validation and unique values, companies with their search, contact→company
+associations (v4 default), account details, and a rolling per-token rate limit with
+HubSpot's headers.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -21,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors._sandbox import SandboxCore, SlidingWindow
+from connectors.hubspot import mapping
 from connectors.hubspot import sandbox_http as h
 from connectors.hubspot.mapping import (
     BatchResponse,
@@ -28,10 +32,25 @@ from connectors.hubspot.mapping import (
     SimplePublicObject,
     StandardError,
 )
+from connectors.hubspot.sandbox_companies import CompanyStore
 from connectors.hubspot.sandbox_store import Contact, ContactStore, HubSpotError, now_iso
 
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 _CONTACTS = "/crm/v3/objects/contacts"
+_COMPANIES = "/crm/v3/objects/companies"
+#: The sandbox's account, as ``GET /account-info/v3/details`` answers it.
+PORTAL_ID = 4_815_162
+ACCOUNT_DETAILS = {
+    "portalId": PORTAL_ID,
+    "accountType": "STANDARD",
+    "timeZone": "Europe/Paris",
+    "companyCurrency": "EUR",
+    "additionalCurrencies": [],
+    "utcOffset": "+01:00",
+    "utcOffsetMilliseconds": 3_600_000,
+    "uiDomain": "app-eu1.hubspot.com",
+    "dataHostingLocation": "eu1",
+}
 
 
 class HubSpotSandbox:
@@ -47,6 +66,7 @@ class HubSpotSandbox:
     ) -> None:
         self.core = SandboxCore("hubspot", error_body=h.fault_body, tokens=tokens)
         self.store = ContactStore()
+        self.companies = CompanyStore()
         self.oauth_clients = dict(oauth_clients or {})
         self.rate_limit = rate_limit
         self.rate_interval = rate_interval
@@ -62,12 +82,26 @@ class HubSpotSandbox:
     # -- what tests, the demo and `syncd sandbox` use -----------------------------------
 
     def snapshot(self) -> dict[str, list[dict[str, object]]]:
-        """Every contact: ``{"contacts": [{"id", "properties"}]}``."""
+        """Every contact and company: ``{"contacts": [{"id", "properties", "companies"}],
+        "companies": [{"id", "properties"}]}``."""
         return {
             "contacts": [
-                {"id": c.id, "properties": dict(c.properties)} for c in self.store.contacts.values()
-            ]
+                {
+                    "id": c.id,
+                    "properties": dict(c.properties),
+                    "companies": [co.id for co in self.companies.of(c.id)],
+                }
+                for c in self.store.contacts.values()
+            ],
+            "companies": [
+                {"id": co.id, "properties": dict(co.properties)}
+                for co in self.companies.companies.values()
+            ],
         }
+
+    def company_names(self, contact_id: str) -> list[str]:
+        """The names of the companies a contact is associated with."""
+        return [co.properties.get("name", "") for co in self.companies.of(contact_id)]
 
     def rows(self) -> list[dict[str, str]]:
         """Every contact as one display row (the demo prints them side by side)."""
@@ -80,7 +114,8 @@ class HubSpotSandbox:
                     "id": contact.id,
                     "name": name,
                     "email": props.get("email", ""),
-                    "company": props.get("company", ""),
+                    "company": ", ".join(self.company_names(contact.id))
+                    or props.get("company", ""),
                     "title": props.get("jobtitle", ""),
                 }
             )
@@ -98,9 +133,14 @@ class HubSpotSandbox:
         """The config keys that point a ``hubspot`` instance at this sandbox."""
         return {"type": "hubspot", "base_url": root_url}
 
+    def credential(self, token: str) -> str:
+        """What `syncd auth set` stores for ``token``: a private-app token is used as is."""
+        return token
+
     def _reset_records(self) -> None:
         # Property definitions stay: deleting records in HubSpot does not delete them.
         self.store.contacts.clear()
+        self.companies.clear()
         self._windows.clear()
         self._daily.clear()
 
@@ -157,6 +197,20 @@ class HubSpotSandbox:
             self._route(c + "/{contact_id}", self._get, "GET"),
             self._route(c + "/{contact_id}", self._patch, "PATCH"),
             self._route(c + "/{contact_id}", self._archive, "DELETE"),
+            self._route(_COMPANIES, self._create_company, "POST"),
+            self._route(_COMPANIES + "/search", self._search_companies, "POST"),
+            self._route(_COMPANIES + "/{company_id}", self._get_company, "GET"),
+            self._route(
+                "/crm/v4/objects/{from_type}/{contact_id}/associations/default/{to_type}/{company_id}",
+                self._associate,
+                "PUT",
+            ),
+            self._route(
+                "/crm/v4/objects/{from_type}/{contact_id}/associations/{to_type}",
+                self._associations,
+                "GET",
+            ),
+            self._route("/account-info/v3/details", self._account, "GET"),
         ]
 
     # -- OAuth ---------------------------------------------------------------------------
@@ -239,6 +293,7 @@ class HubSpotSandbox:
 
     async def _archive(self, request: Request) -> tuple[int, object]:
         self.store.archive(request.path_params["contact_id"])
+        self.companies.links.pop(request.path_params["contact_id"], None)
         return 204, None
 
     # -- batches -------------------------------------------------------------------------
@@ -274,10 +329,15 @@ class HubSpotSandbox:
     async def _batch_create(self, request: Request) -> tuple[int, object]:
         # All or nothing: one bad input fails the whole batch, as HubSpot does by default.
         accepted: list[dict[str, str]] = []
+        links: list[list[tuple[str, int]]] = []
         for item in h.batch_inputs(await h.json_object(request)):
             props = h.property_values(item.get("properties"))
             accepted.append(self.store.validate(props, pending=accepted))
+            links.append(self._association_inputs(item.get("associations", [])))
         created = [self.store.create(clean) for clean in accepted]
+        for contact, wanted in zip(created, links, strict=True):
+            for company_id, type_id in wanted:
+                self.companies.link(contact.id, company_id, type_id)
         pairs = zip(created, accepted, strict=True)
         return 201, _batch([self.store.view(c, list(p)) for c, p in pairs])
 
@@ -314,33 +374,128 @@ class HubSpotSandbox:
     async def _batch_archive(self, request: Request) -> tuple[int, object]:
         for item in h.batch_inputs(await h.json_object(request)):
             self.store.archive(h.text(item.get("id"), "id"))
+            self.companies.links.pop(h.text(item.get("id"), "id"), None)
         return 204, None
+
+    # -- companies and associations ------------------------------------------------------
+
+    def _association_inputs(self, value: object) -> list[tuple[str, int]]:
+        """``associations`` of a create input: ``[{"to": {"id"}, "types": [{...}]}]``."""
+        out: list[tuple[str, int]] = []
+        for assoc in h.objects(value, "associations"):
+            to = assoc.get("to")
+            company_id = h.text(to.get("id") if isinstance(to, dict) else None, "to.id")
+            for kind in h.objects(assoc.get("types"), "types"):
+                if (
+                    kind.get("associationCategory") != "HUBSPOT_DEFINED"
+                    or kind.get("associationTypeId") != mapping.CONTACT_TO_COMPANY
+                ):
+                    raise h.bad_input("The sandbox only knows contact-to-company (279).")
+                self.companies.require(company_id)
+                out.append((company_id, mapping.CONTACT_TO_COMPANY))
+        return out
+
+    async def _create_company(self, request: Request) -> tuple[int, object]:
+        props = h.property_values((await h.json_object(request)).get("properties"))
+        company = self.companies.create(props)
+        return 201, self.companies.view(company, list(props))
+
+    async def _get_company(self, request: Request) -> tuple[int, object]:
+        company = self.companies.require(request.path_params["company_id"])
+        return 200, self.companies.view(company, _query_list(request, "properties"))
+
+    async def _search_companies(self, request: Request) -> tuple[int, object]:
+        body = await h.json_object(request)
+        tests = _filter_groups(body)
+        hits = [
+            co
+            for co in sorted(self.companies.companies.values(), key=lambda co: int(co.id))
+            if not tests or any(all(t(co.properties) for t in group) for group in tests)
+        ]
+        return 200, _page(
+            body, [self.companies.view(co, h.string_list(body.get("properties"))) for co in hits]
+        )
+
+    async def _associate(self, request: Request) -> tuple[int, object]:
+        p = request.path_params
+        if p["from_type"] not in ("contact", "contacts", "0-1") or p["to_type"] not in (
+            "company",
+            "companies",
+            "0-2",
+        ):
+            raise h.bad_input("The sandbox only associates contacts with companies.")
+        self.store.require(p["contact_id"])
+        self.companies.link(p["contact_id"], p["company_id"])
+        stamp = now_iso()
+        result = {
+            "from": {"id": p["contact_id"]},
+            "to": {"id": p["company_id"]},
+            "associationSpec": {
+                "associationCategory": "HUBSPOT_DEFINED",
+                "associationTypeId": mapping.CONTACT_TO_COMPANY,
+            },
+        }
+        return 200, {
+            "status": "COMPLETE",
+            "results": [result],
+            "startedAt": stamp,
+            "completedAt": stamp,
+        }
+
+    async def _associations(self, request: Request) -> tuple[int, object]:
+        p = request.path_params
+        self.store.require(p["contact_id"])
+        results = [
+            {
+                "toObjectId": int(co_id),
+                "associationTypes": [
+                    {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                ],
+            }
+            for co_id, type_id in sorted(self.companies.links.get(p["contact_id"], {}).items())
+        ]
+        return 200, {"results": results}
+
+    async def _account(self, _: Request) -> tuple[int, object]:
+        return 200, ACCOUNT_DETAILS
 
     # -- search --------------------------------------------------------------------------
 
     async def _search(self, request: Request) -> tuple[int, object]:
         body = await h.json_object(request)
-        groups = h.objects(body.get("filterGroups", []), "filterGroups")
-        if len(groups) > 5:
-            raise h.bad_input("A search takes at most 5 filter groups.")
-        tests = [[_filter(f) for f in h.objects(g.get("filters"), "filters")] for g in groups]
+        tests = _filter_groups(body)
         hits = [
             c
             for c in sorted(self.store.searchable(), key=_num)
             if not tests or any(all(t(c.properties) for t in group) for group in tests)
         ]
-        limit = max(1, min(200, h.number(body.get("limit"), 10)))
-        after = h.number(body.get("after"), 0)
         wanted = h.string_list(body.get("properties"))
-        page = [self.store.view(c, wanted) for c in hits[after : after + limit]]
-        answer: dict[str, object] = {"total": len(hits), "results": page}
-        if after + limit < len(hits):
-            answer["paging"] = {"next": {"after": str(after + limit)}}
-        return 200, answer
+        return 200, _page(body, [self.store.view(c, wanted) for c in hits])
+
+
+def _filter_groups(body: Mapping[str, object]) -> list[list[Callable[[Mapping[str, str]], bool]]]:
+    """A search body's ``filterGroups`` (ORed) of ``filters`` (ANDed), with HubSpot's limits:
+    at most 5 groups, 6 filters a group, 18 filters in all."""
+    groups = h.objects(body.get("filterGroups", []), "filterGroups")
+    filters = [h.objects(g.get("filters"), "filters") for g in groups]
+    if len(groups) > 5 or any(len(f) > 6 for f in filters) or sum(map(len, filters)) > 18:
+        raise h.bad_input("A search takes at most 5 filter groups, 6 filters a group, 18 in all.")
+    return [[_filter(f) for f in group] for group in filters]
+
+
+def _page(body: Mapping[str, object], results: list[object]) -> dict[str, object]:
+    """One page of search ``results`` by the body's ``limit`` (at most 200) and ``after``."""
+    limit = max(1, min(200, h.number(body.get("limit"), 10)))
+    after = h.number(body.get("after"), 0)
+    answer: dict[str, object] = {"total": len(results), "results": results[after : after + limit]}
+    if after + limit < len(results):
+        answer["paging"] = {"next": {"after": str(after + limit)}}
+    return answer
 
 
 def _filter(spec: Mapping[str, object]) -> Callable[[Mapping[str, str]], bool]:
-    """One search filter as a test on a contact's properties (EQ, NEQ, IN, HAS_PROPERTY)."""
+    """One search filter as a test on a record's properties (EQ, NEQ, IN, HAS_PROPERTY,
+    NOT_HAS_PROPERTY, CONTAINS_TOKEN where ``*`` stands for any text)."""
     name = h.text(spec.get("propertyName"), "propertyName")
     operator = spec.get("operator")
     value = str(spec.get("value", "")).lower()
@@ -352,6 +507,9 @@ def _filter(spec: Mapping[str, object]) -> Callable[[Mapping[str, str]], bool]:
         "IN": lambda have: have in values,
         "HAS_PROPERTY": lambda have: have != "",
         "NOT_HAS_PROPERTY": lambda have: have == "",
+        "CONTAINS_TOKEN": lambda have: fnmatch.fnmatchcase(
+            have, value if "*" in value else f"*{value}*"
+        ),
     }
     if operator not in tests:
         raise h.bad_input("The filter operator is not supported.")

@@ -201,6 +201,10 @@ class LinkedInSandbox:
             found.append({k: v.strip() for k, v in values.items() if isinstance(v, str)})
         return found
 
+    def credential(self, token: str) -> str:
+        """What `syncd auth set source` stores for ``token``: the session token itself."""
+        return token
+
     def config_table(self, root_url: str) -> dict[str, object]:
         """The ``[source]`` config table pointing at this sandbox served at ``root_url``."""
         return {"type": "linkedin", "base_url": root_url.rstrip("/") + "/api"}

@@ -87,6 +87,13 @@ class ControlClient:
         )
         return result
 
+    def check(self, ref: str, to: list[str] | None) -> dict[str, Any]:
+        """Whether a person is in each CRM; the daemon reads, nothing is written."""
+        result: dict[str, Any] = self.call(
+            "POST", "/v1/check", {"ref": ref, "to": to}, timeout=self.timeout * 4
+        )
+        return result
+
     def status(self) -> dict[str, Any]:
         """The daemon's status object."""
         result: dict[str, Any] = self.call("GET", "/v1/status")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -25,6 +25,9 @@ log = structlog.get_logger("syncd.control")
 MAX_BODY = 1 << 20  # 1 MiB: ~10 000 refs; a bigger --from-file is sent in chunks
 MAX_REFS = 10_000
 MAX_WAIT = 60.0
+
+#: Answers `POST /v1/check`: (publicId, target names) -> per CRM presence (Relay.check).
+CheckFn = Callable[[str, tuple[str, ...]], Awaitable[dict[str, dict[str, Any]]]]
 
 
 class BadRequest(Exception):
@@ -87,8 +90,31 @@ def _selections_request(
     return parsed, targets, with_messages
 
 
+def _check_request(
+    body: Mapping[str, Any], crms: Mapping[str, object]
+) -> tuple[str, str, tuple[str, ...]]:
+    unknown = sorted(set(body) - {"ref", "to"})
+    if unknown:
+        raise BadRequest(422, f"unknown field(s) {', '.join(unknown)}")
+    ref = body.get("ref")
+    if not isinstance(ref, str):
+        raise BadRequest(422, "ref must be a profile URL or publicId")
+    to = body.get("to")
+    if to is not None and (not isinstance(to, list) or not all(isinstance(n, str) for n in to)):
+        raise BadRequest(422, "to must be a list of CRM names, or null for every CRM")
+    try:
+        public_id = parse_ref(ref)
+        targets = merge_targets(to, crms)
+    except (UsageError, ValueError) as exc:
+        raise BadRequest(422, str(exc)) from None
+    return ref, public_id, targets
+
+
 def build_app(
-    state: DaemonState, queue: ObjectSendStream[Selection], crms: Mapping[str, object]
+    state: DaemonState,
+    queue: ObjectSendStream[Selection],
+    crms: Mapping[str, object],
+    check: CheckFn,
 ) -> Starlette:
     """The control API over ``state``, feeding accepted selections into ``queue``."""
 
@@ -120,6 +146,12 @@ def build_app(
                 await tracked.finished.wait()
         return JSONResponse(tracked.as_json())
 
+    async def check_person(request: Request) -> Response:
+        ref, public_id, targets = _check_request(await _json_body(request), crms)
+        answer = await check(public_id, targets)
+        log.info("check.done", crms=len(answer))
+        return JSONResponse({"ref": ref, "crms": answer})
+
     async def status(_: Request) -> Response:
         return JSONResponse(state.status())
 
@@ -149,6 +181,7 @@ def build_app(
         routes=[
             Route("/v1/selections", add_selections, methods=["POST"]),
             Route("/v1/selections/{id}", get_selection, methods=["GET"]),
+            Route("/v1/check", check_person, methods=["POST"]),
             Route("/v1/status", status, methods=["GET"]),
             Route("/v1/pause", pause, methods=["POST"]),
             Route("/v1/resume", resume, methods=["POST"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -17,6 +18,11 @@ from sync.state import DaemonState, Selection
 CRMS = {"hubspot": object(), "hubspot-eu": object()}
 
 
+async def _check(public_id: str, targets: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Stands in for Relay.check: says which publicId and targets the route passed on."""
+    return {name: {"found": False, "asked": public_id} for name in targets}
+
+
 class Api:
     """A control API over a fresh state, with the queue it feeds."""
 
@@ -24,7 +30,7 @@ class Api:
         self.state = DaemonState(list(CRMS), "test")
         self.send, self.queue = anyio.create_memory_object_stream[Selection](100)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=build_app(self.state, self.send, CRMS)),
+            transport=httpx.ASGITransport(app=build_app(self.state, self.send, CRMS, _check)),
             base_url="http://syncd",
         )
 
@@ -144,3 +150,32 @@ class TestStatusAndPause:
         response = await api.client.get("/v2/whatever")
         assert response.status_code == 404
         assert "error" in response.json()
+
+
+class TestCheck:
+    """POST /v1/check validates before anything is looked up."""
+
+    async def test_passes_the_public_id_and_targets_on(self, api: Api) -> None:
+        """A valid ref is parsed; `to` picks the CRMs; the answer is keyed by CRM."""
+        response = await api.client.post(
+            "/v1/check", json={"ref": "https://www.linkedin.com/in/ada-l/?x=1", "to": ["hubspot"]}
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["ref"] == "https://www.linkedin.com/in/ada-l/?x=1"
+        assert body["crms"] == {"hubspot": {"found": False, "asked": "ada-l"}}
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"ref": "https://x.example/company/acme/"},
+            {"ref": "ada", "to": ["nope"]},
+            {"ref": 3},
+            {"ref": "ada-l", "extra": 1},
+        ],
+    )
+    async def test_refuses_bad_requests(self, api: Api, body: dict[str, Any]) -> None:
+        """A bad ref, unknown CRM name, wrong type or unknown field is a 422 with a sentence."""
+        response = await api.client.post("/v1/check", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]
