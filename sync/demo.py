@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 
-from connectors import registry
 from sync.residue import scan
 from sync.sandboxes import RunningSandbox
 from sync.stack import throwaway_stack
@@ -27,7 +26,7 @@ def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[
     """The strings that must not be on disk: relayed people's data and every token."""
     needles = {sb.token: "a token" for sb in running.values()}
     for sandbox in running.values():
-        if registry.info(sandbox.type).kind != "source":
+        if sandbox.kind != "source":
             continue
         for person in sandbox.sandbox.people_data(public_ids):
             for kind, value in person.items():
@@ -69,7 +68,8 @@ async def _demo(count: int, root: Path) -> int:
         public_ids = [p["publicId"] for p in stack.source.sandbox.snapshot()["people"]][:count]
         refs = [f"https://www.linkedin.example/in/{pid}/" for pid in public_ids]
         print(
-            "syncd demo: sandboxes " + ", ".join(f"{t} {sb.url}" for t, sb in stack.running.items())
+            "syncd demo: sandboxes "
+            + ", ".join(f"{name} {sb.url}" for name, sb in stack.running.items())
         )
         print(
             f"daemon on {stack.root / 'run' / 'syncd.sock'}; "

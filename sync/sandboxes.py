@@ -21,12 +21,18 @@ from sync.asgi import bind_loopback, serve, url_of
 
 @dataclass(frozen=True, slots=True)
 class RunningSandbox:
-    """One sandbox served on a loopback port."""
+    """One sandbox served on a loopback port, standing in for one configured instance."""
 
+    instance: str  # "source", or the CRM instance name ("hubspot", "hubspot-eu", ...)
     type: str
     url: str  # the server's root; control endpoints are at <url>/_sandbox/
     sandbox: Any
     token: str
+
+    @property
+    def kind(self) -> str:
+        """ "source" or "crm"."""
+        return registry.info(self.type).kind
 
     @property
     def credential(self) -> str:
@@ -41,18 +47,24 @@ class RunningSandbox:
         return table
 
 
+def default_instances() -> dict[str, str]:
+    """One instance per registered connector type: {instance name: type}."""
+    return {("source" if registry.info(t).kind == "source" else t): t for t in registry.PACKAGES}
+
+
 async def start_sandboxes(
-    tg: TaskGroup, tokens: Mapping[str, str] | None = None
+    tg: TaskGroup, instances: Mapping[str, str] | None = None
 ) -> dict[str, RunningSandbox]:
-    """Start one sandbox per registered connector type inside ``tg``."""
+    """Start one sandbox per instance ({name: type}; one per type by default) inside ``tg``,
+    each with a fresh random token; keyed by instance name."""
     running: dict[str, RunningSandbox] = {}
-    for type_name in registry.PACKAGES:
+    for name, type_name in (instances or default_instances()).items():
         factory = registry.load(registry.info(type_name).sandbox)
-        token = (tokens or {}).get(type_name) or f"sbx-{type_name}-{secrets.token_urlsafe(12)}"
+        token = f"sbx-{name}-{secrets.token_urlsafe(12)}"
         sandbox = factory(tokens=[token])
         sock = bind_loopback()
         await tg.start(partial(serve, sandbox.app, sock, graceful_seconds=1))
-        running[type_name] = RunningSandbox(type_name, url_of(sock), sandbox, token)
+        running[name] = RunningSandbox(name, type_name, url_of(sock), sandbox, token)
     return running
 
 
@@ -70,13 +82,9 @@ def config_text(
         "# Written by `syncd sandbox`: every instance points at a local sandbox.",
         _toml_table("daemon", daemon or {}),
     ]
-    for type_name, sandbox in running.items():
-        kind = registry.info(type_name).kind
-        tables.append(
-            _toml_table(
-                "source" if kind == "source" else f"crm.{type_name}", sandbox.config_table()
-            )
-        )
+    for name, sandbox in running.items():
+        table = "source" if sandbox.kind == "source" else f"crm.{name}"
+        tables.append(_toml_table(table, sandbox.config_table()))
     return "\n\n".join(tables) + "\n"
 
 
@@ -94,11 +102,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 print(f"config written to {out}")
             else:
                 print(text)
-            for type_name, sandbox in running.items():
-                instance = "source" if registry.info(type_name).kind == "source" else type_name
+            for name, sandbox in running.items():
                 print(
-                    f"{type_name} sandbox at {sandbox.url}; its test credential: "
-                    f"{sandbox.credential}  (store it with `syncd auth set {instance}`)"
+                    f"{sandbox.type} sandbox at {sandbox.url}; its test credential: "
+                    f"{sandbox.credential}  (store it with `syncd auth set {name}`)"
                 )
             print("ready: press Ctrl-C to stop", flush=True)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -27,11 +27,6 @@ from sync.secrets import MemoryTokenStore
 DIRS = ("config", "state", "cache", "log", "run", "tmp")
 
 
-def instance_name(type_name: str) -> str:
-    """The instance name the stack gives a connector type in its config."""
-    return "source" if registry.info(type_name).kind == "source" else type_name
-
-
 @dataclass(frozen=True, slots=True)
 class Stack:
     """What a running throwaway stack offers its owner."""
@@ -44,11 +39,11 @@ class Stack:
 
     @property
     def source(self) -> RunningSandbox:
-        return next(sb for sb in self.running.values() if registry.info(sb.type).kind == "source")
+        return self.running["source"]
 
     @property
     def crms(self) -> dict[str, RunningSandbox]:
-        return {name: sb for name, sb in self.running.items() if registry.info(name).kind == "crm"}
+        return {name: sb for name, sb in self.running.items() if sb.kind == "crm"}
 
     async def cli(self, *args: str) -> tuple[str, int, float]:
         """Run `syncd ARGS --config <stack's>` in a subprocess: (output, exit code, seconds)."""
@@ -67,13 +62,13 @@ class Stack:
 async def throwaway_stack(
     root: Path,
     *,
-    crms: Collection[str] | None = None,
+    crms: Collection[str] | Mapping[str, str] | None = None,
     daemon: Mapping[str, object] | None = None,
 ) -> AsyncIterator[Stack]:
     """Run sandboxes and a daemon under ``root`` until the block ends.
 
-    ``crms`` limits which CRM types the config names (every registered one by default);
-    every sandbox is served either way.
+    ``crms`` names the CRM instances: CRM types (one instance each, named after the type)
+    or {instance name: type} for several of one type; one of every type by default.
     """
     dirs = {name: root / name for name in DIRS}
     for path in dirs.values():
@@ -88,15 +83,17 @@ async def throwaway_stack(
     }
     config_path = dirs["config"] / "config.toml"
     async with anyio.create_task_group() as tg:
-        running = await start_sandboxes(tg)
-        chosen = {
-            name: sb
-            for name, sb in running.items()
-            if crms is None or registry.info(name).kind == "source" or name in crms
-        }
+        instances = {"source": registry.types("source")[0]}
+        if crms is None:
+            instances |= {t: t for t in registry.types("crm")}
+        elif isinstance(crms, Mapping):
+            instances |= crms
+        else:
+            instances |= {t: t for t in crms}
+        running = await start_sandboxes(tg, instances)
         config_path.write_text(
             config_text(
-                chosen,
+                running,
                 daemon={
                     "socket": str(dirs["run"] / "syncd.sock"),
                     "log_file": str(dirs["log"] / "syncd.log"),
@@ -106,7 +103,7 @@ async def throwaway_stack(
         )
         config = load(config_path)
         log.configure(config.daemon.log_level, config.daemon.log_path())
-        store = MemoryTokenStore({instance_name(t): sb.credential for t, sb in chosen.items()})
+        store = MemoryTokenStore({name: sb.credential for name, sb in running.items()})
         handle = await tg.start(run_daemon, config, store)
         try:
             yield Stack(root, env, config_path, running, handle)
