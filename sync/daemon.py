@@ -87,6 +87,7 @@ async def run_daemon(
     app = build_app(state, send, config.crms, relay.check)
     try:
         async with send, receive, anyio.create_task_group() as tg:
+            await tg.start(relay.run)
             await tg.start(partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol))
             for _ in range(WORKERS):
                 tg.start_soon(_worker, receive.clone(), relay, state)

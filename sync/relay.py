@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from connectors.base import Contact, Message, TargetOutcome
 from sync import privacy
+from sync.batcher import Batcher
 from sync.config import PrivacyConfig
 from sync.errors import (
     AuthError,
@@ -58,6 +61,20 @@ class Relay:
         self._instances = instances
         self._rules = rules
         self._state = state
+        self._batchers = {
+            name: Batcher(partial(self._upsert, name)) for name in instances.crm_names
+        }
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the per-CRM batchers until cancelled; :meth:`process` needs this running."""
+        async with anyio.create_task_group() as tg:
+            for batcher in self._batchers.values():
+                await tg.start(batcher.run)
+            task_status.started()
+
+    async def _upsert(self, name: str, contacts: Sequence[Contact]) -> list[TargetOutcome]:
+        crm = await self._instances.crm(name)
+        return await crm.upsert_contacts(contacts)
 
     async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
         """Every target's outcome for ``selection``; never raises for a connector problem."""
@@ -143,8 +160,7 @@ class Relay:
         started = time.monotonic()
         health = self._state.health[name]
         try:
-            crm = await self._instances.crm(name)
-            (outcome,) = await crm.upsert_contacts([contact])
+            outcome = await self._batchers[name].submit(contact)
         except SyncdError as error:
             _note_health(health, error)
             if isinstance(error, AuthError):

@@ -1,0 +1,81 @@
+"""Coalescing: the contacts waiting for one CRM go out in one batch call.
+
+While a batch is in flight, the selections that arrive for the same CRM wait in line; when
+it returns, everything waiting (up to the CRM's batch size) leaves in the next call. One
+selection alone is sent at once — batching never adds latency, it only saves requests when
+work piles up (a `--from-file` import, a CRM that slowed down). Each waiting selection gets
+its own contact's outcome, or the error that stopped the whole call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from connectors.base import Contact, TargetOutcome
+
+Upsert = Callable[[Sequence[Contact]], Awaitable[list[TargetOutcome]]]
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    contact: Contact
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: TargetOutcome | None = None
+    error: Exception | None = None
+
+
+class Batcher:
+    """Feeds one CRM: :meth:`submit` from any task, :meth:`run` in the daemon's task group."""
+
+    def __init__(self, upsert: Upsert, *, max_batch: int = 100, in_flight: int = 2) -> None:
+        self._upsert = upsert
+        self._max_batch = max_batch
+        self._in_flight = in_flight
+        send, receive = anyio.create_memory_object_stream[_Waiting](max_buffer_size=math.inf)
+        self._send: MemoryObjectSendStream[_Waiting] = send
+        self._receive: MemoryObjectReceiveStream[_Waiting] = receive
+
+    async def submit(self, contact: Contact) -> TargetOutcome:
+        """The outcome of ``contact`` in this CRM; raises what stopped its batch."""
+        waiting = _Waiting(contact)
+        await self._send.send(waiting)
+        await waiting.done.wait()
+        if waiting.error is not None:
+            raise waiting.error
+        assert waiting.outcome is not None
+        return waiting.outcome
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Send batches until cancelled, at most ``in_flight`` at a time."""
+        slots = anyio.Semaphore(self._in_flight)
+        async with self._send, self._receive, anyio.create_task_group() as tg:
+            task_status.started()
+            async for first in self._receive:
+                await slots.acquire()
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                tg.start_soon(self._send_batch, batch, slots)
+
+    async def _send_batch(self, batch: list[_Waiting], slots: anyio.Semaphore) -> None:
+        try:
+            outcomes = await self._upsert([w.contact for w in batch])
+        except Exception as error:  # handed to each waiting selection, which reports it
+            for waiting in batch:
+                waiting.error = error
+        else:
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                waiting.outcome = outcome
+        finally:
+            slots.release()
+            for waiting in batch:
+                waiting.done.set()
