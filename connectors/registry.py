@@ -14,6 +14,8 @@ from typing import Any, Literal
 PACKAGES: dict[str, str] = {
     "linkedin": "connectors.linkedin",
     "hubspot": "connectors.hubspot",
+    "pipedrive": "connectors.pipedrive",
+    "salesforce": "connectors.salesforce",
 }
 
 

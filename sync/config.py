@@ -40,6 +40,15 @@ class DaemonConfig:
     socket: Path
     log_level: str = "info"
     log_file: str = ""  # "" = the user log dir, "-" = stderr, else an absolute path
+    journal_dir: str = ""  # "" = <user state dir>/journal, else an absolute path
+
+    def journal_path(self) -> Path:
+        """Where the encrypted pending-selection journal lives."""
+        if self.journal_dir:
+            return Path(self.journal_dir)
+        import platformdirs
+
+        return Path(platformdirs.user_state_dir("syncd")) / "journal"
 
     def log_path(self) -> Path | None:
         """The log file, or None for stderr."""
@@ -211,7 +220,7 @@ def _section(
 def _daemon(
     check: Checker, table: dict[str, object], path: Path, env: Mapping[str, str]
 ) -> DaemonConfig:
-    check.unknown_keys(table, "daemon", ("socket", "log_level", "log_file"))
+    check.unknown_keys(table, "daemon", ("socket", "log_level", "log_file", "journal_dir"))
     raw_socket = check.string(table, "daemon", "socket", "").strip()
     level = check.string(table, "daemon", "log_level", "info").lower()
     if level not in LOG_LEVELS:
@@ -223,7 +232,10 @@ def _daemon(
     socket = _resolve(raw_socket, path.parent) if raw_socket else runtime_dir(env) / "syncd.sock"
     if len(os.fsencode(socket)) > _SOCKET_MAX:
         check.add("daemon.socket", f"is too long for a Unix socket (at most {_SOCKET_MAX} bytes)")
-    return DaemonConfig(socket, level, log_file)
+    journal_dir = check.string(table, "daemon", "journal_dir", "").strip()
+    if journal_dir:
+        journal_dir = str(_resolve(journal_dir, path.parent))
+    return DaemonConfig(socket, level, log_file, journal_dir)
 
 
 def _source(check: Checker, data: dict[str, object]) -> ConnectorSettings | None:

@@ -22,7 +22,7 @@ from sync.errors import Problem
 
 Kind = Literal["source", "crm"]
 CREDENTIAL = "credentials belong in the keyring: remove this key and run `syncd auth set {}`"
-URL_KEYS = ("base_url", "login_url")
+URL_KEYS = ("base_url", "login_url", "oauth_url")
 _COMMON: dict[Kind, tuple[str, ...]] = {
     "source": ("type", "base_url"),
     "crm": ("type", "base_url", "overwrite"),

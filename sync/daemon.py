@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 import anyio
 import structlog
 from anyio import CancelScope
-from anyio.abc import ObjectReceiveStream, TaskStatus
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 
 from connectors._http import RetryPolicy
 from sync.asgi import serve
@@ -19,6 +20,7 @@ from sync.config import Config
 from sync.control.server import build_app
 from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket
 from sync.instances import Instances, TransportFactory
+from sync.journal import Journal
 from sync.relay import Relay
 from sync.secrets import TokenStore
 from sync.state import DaemonState, Selection
@@ -28,6 +30,8 @@ log = structlog.get_logger("syncd.daemon")
 #: Selections accepted but not yet taken by a worker; beyond it, POST waits (backpressure).
 QUEUE_LIMIT = 1000
 WORKERS = 8
+#: How long SIGTERM lets in-flight selections finish before the rest is left to the journal.
+DRAIN_SECONDS = 10.0
 
 try:
     VERSION = version("syncd")
@@ -37,35 +41,94 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 @dataclass(frozen=True, slots=True)
 class DaemonHandle:
-    """What the owner of a running daemon may use: its state and a way to stop it."""
+    """What the owner of a running daemon may use: its state and ways to stop it."""
 
     state: DaemonState
     scope: CancelScope
+    stopping: anyio.Event
 
     def stop(self) -> None:
-        """Stop the daemon as SIGTERM would."""
+        """Stop the daemon as SIGTERM would: drain what is in flight, keep the rest."""
+        self.stopping.set()
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would (what was accepted stays in the journal)."""
         self.scope.cancel()
 
 
-async def _worker(
-    receive: ObjectReceiveStream[Selection], relay: Relay, state: DaemonState
+class _Workers:
+    """The relay workers: take selections from the queue until told to stop taking."""
+
+    def __init__(self, relay: Relay, state: DaemonState, journal: Journal) -> None:
+        self._relay = relay
+        self._state = state
+        self._journal = journal
+        self._intake: set[CancelScope] = set()
+        self._stopped = False
+        self._idle = anyio.Event()
+
+    async def run(self, receive: ObjectReceiveStream[Selection]) -> None:
+        async with receive:
+            while not self._stopped:
+                with CancelScope() as intake:
+                    self._intake.add(intake)
+                    try:
+                        selection = await receive.receive()
+                        await self._state.wait_resumed()
+                    except anyio.EndOfStream:
+                        return
+                    finally:
+                        self._intake.discard(intake)
+                if intake.cancel_called:
+                    return  # draining: what was not taken stays in the journal
+                self._state.busy += 1
+                try:
+                    outcomes = await self._relay.process(selection)
+                finally:
+                    self._state.busy -= 1
+                    if self._stopped and not self._state.busy:
+                        self._idle.set()
+                self._state.finish(selection.id, outcomes)
+                await self._journal.done(selection.id)
+
+    def stop_taking(self) -> None:
+        """Take nothing more from the queue; what is in flight goes on."""
+        self._stopped = True
+        for intake in list(self._intake):
+            intake.cancel()
+        if not self._state.busy:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once nothing is in flight (after :meth:`stop_taking`)."""
+        await self._idle.wait()
+
+
+async def _replay(
+    selections: list[Selection],
+    queue: ObjectSendStream[Selection],
+    state: DaemonState,
+    journal: Journal,
+    configured: Mapping[str, object],
 ) -> None:
-    async with receive:
-        async for selection in receive:
-            await state.wait_resumed()
-            state.busy += 1
-            try:
-                outcomes = await relay.process(selection)
-            finally:
-                state.busy -= 1
-            state.finish(selection.id, outcomes)
+    """Queue what an earlier run accepted and did not finish (blocking as the queue fills)."""
+    async with queue:
+        for selection in selections:
+            targets = tuple(t for t in selection.targets if t in configured)
+            if not targets:  # its CRMs were removed from the config since
+                log.warning("journal.dropped", selection_id=selection.id)
+                await journal.done(selection.id)
+                continue
+            selection = replace(selection, targets=targets)
+            state.track(selection)
+            await queue.send(selection)
 
 
-async def _watch_signals(scope: CancelScope) -> None:
+async def _watch_signals(stopping: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for received in signals:
             log.info("daemon.stopping", code=signal.Signals(received).name)
-            scope.cancel()
+            stopping.set()
             return
 
 
@@ -76,25 +139,51 @@ async def run_daemon(
     retry: RetryPolicy | None = None,
     transport: TransportFactory | None = None,
     handle_signals: bool = True,
+    drain_seconds: float = DRAIN_SECONDS,
     task_status: TaskStatus[DaemonHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the control API and relay selections until a signal or ``handle.stop()``."""
+    """Serve the control API and relay selections until a signal or ``handle.stop()``.
+
+    Stopping is graceful: the control socket closes first (nothing new is accepted), the
+    workers stop taking from the queue, what is in flight gets ``drain_seconds`` to finish,
+    and whatever is left is in the journal for the next start.
+    """
     control = bind_control_socket(config.daemon.socket)
+    try:
+        journal = await Journal.open(config.daemon.journal_path(), store)
+    except BaseException:
+        control.remove()
+        raise
     state = DaemonState(list(config.crms), VERSION)
     instances = Instances(config, store, retry=retry, transport=transport)
     relay = Relay(instances, config.privacy, state)
+    workers = _Workers(relay, state, journal)
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)
-    app = build_app(state, send, config.crms, relay.check)
+    app = build_app(state, send, config.crms, relay.check, journal=journal)
+    stopping = anyio.Event()
     try:
         async with send, receive, anyio.create_task_group() as tg:
             await tg.start(relay.run)
-            await tg.start(partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol))
+            server = await tg.start(
+                partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol)
+            )
             for _ in range(WORKERS):
-                tg.start_soon(_worker, receive.clone(), relay, state)
+                tg.start_soon(workers.run, receive.clone())
+            replayed = await journal.replay()
+            state.journal_damaged = [p.name for p in replayed.damaged]
+            tg.start_soon(_replay, replayed.selections, send.clone(), state, journal, config.crms)
             if handle_signals:
-                tg.start_soon(_watch_signals, tg.cancel_scope)
+                tg.start_soon(_watch_signals, stopping)
             log.info("daemon.started", pid=os.getpid(), version=VERSION)
-            task_status.started(DaemonHandle(state, tg.cancel_scope))
+            task_status.started(DaemonHandle(state, tg.cancel_scope, stopping))
+            await stopping.wait()
+            server.should_exit = True  # no new requests; the socket goes now
+            control.remove()
+            workers.stop_taking()
+            with anyio.move_on_after(drain_seconds):
+                await workers.idle()
+            log.info("daemon.drained", left_in_journal=journal.pending())
+            tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await instances.aclose()

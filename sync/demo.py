@@ -82,7 +82,7 @@ async def _demo(count: int, root: Path) -> int:
             print(f"(exit {code}, {seconds:.2f} s)")
             failures += code != 0
         for type_name, sandbox in stack.crms.items():
-            rows: list[dict[str, Any]] = sandbox.sandbox.rows()
+            rows: list[dict[str, Any]] = sorted(sandbox.sandbox.rows(), key=lambda r: r["name"])
             _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
         needles = _needles(stack.running, public_ids)
     report = scan([root], needles)

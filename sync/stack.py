@@ -97,6 +97,7 @@ async def throwaway_stack(
                 daemon={
                     "socket": str(dirs["run"] / "syncd.sock"),
                     "log_file": str(dirs["log"] / "syncd.log"),
+                    "journal_dir": str(dirs["state"] / "journal"),
                     **(daemon or {}),
                 },
             )

@@ -83,6 +83,8 @@ class DaemonState:
         self.health: dict[str, CRMHealth] = {name: CRMHealth() for name in crm_names}
         self.source_health = CRMHealth()
         self.busy = 0
+        #: Journal files that could not be read back at start, set aside in damaged/.
+        self.journal_damaged: list[str] = []
         self._pending = 0
         self._done_ids: deque[str] = deque()
         self._resumed = anyio.Event()
@@ -144,7 +146,7 @@ class DaemonState:
     def status(self) -> dict[str, object]:
         """The control API's status object."""
         attention = any(h.health != "ok" for h in self.health.values())
-        attention = attention or self.source_health.health != "ok"
+        attention = attention or self.source_health.health != "ok" or bool(self.journal_damaged)
         if self.paused:
             state = "paused"
         elif attention:
@@ -167,4 +169,13 @@ class DaemonState:
                 for name, h in self.health.items()
             },
             "recent": list(self.recent),
+            "journal": {
+                "damaged_files": list(self.journal_damaged),
+                "note": (
+                    "some accepted selections could not be read back after a restart; the "
+                    "files were kept in the journal's damaged/ folder: add those people again"
+                )
+                if self.journal_damaged
+                else None,
+            },
         }

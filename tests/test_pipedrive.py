@@ -491,6 +491,22 @@ class TestOrganizations:
         assert stored(sandbox, made.id)["org_id"] == org["id"]
         assert len(sandbox.store.organizations) == 1
 
+    async def test_the_same_organization_spelled_otherwise_is_unchanged(
+        self, sandbox: PipedriveSandbox
+    ) -> None:
+        """With overwrite = "always", "ACME gmbh" for a person of "Acme GmbH" sends nothing."""
+        seeded = sandbox.seed(
+            {"first_name": "Ada", "last_name": "Lovelace", "company": "Acme GmbH"}
+        )
+        crm = make_crm(sandbox, overwrite="always")
+        (first,) = await crm.upsert_contacts([with_fields(ADA, company="ACME gmbh")])
+        (second,) = await crm.upsert_contacts([with_fields(ADA, company="ACME gmbh")])
+        await crm.aclose()
+        assert first.id == seeded
+        assert (second.outcome, second.id) == ("unchanged", seeded)
+        assert sandbox.company_of(seeded) == "Acme GmbH"
+        assert len(sandbox.store.organizations) == 1
+
     async def test_organization_ids_are_cached_for_the_client_life(
         self, sandbox: PipedriveSandbox
     ) -> None:

@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from connectors._http import RetryPolicy
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
-from connectors.salesforce import soql
+from connectors.salesforce import sandbox_soql, soql
 from connectors.salesforce.client import SalesforceCRM
 from connectors.salesforce.mapping import (
     EXTERNAL_ID_FIELD,
@@ -28,7 +30,6 @@ BASE = "http://sandbox.test"
 VERSION = "v62.0"
 DATA = f"/services/data/{VERSION}"
 EXT = EXTERNAL_ID_FIELD
-CANONICAL_TO_CONTACT = {**FIELD_OF["Contact"], "company": "AccountId"}
 
 
 class TestSalesforceContract(CRMContract):
@@ -611,11 +612,12 @@ class TestLead:
         bare = Contact("urn:li:member:63", {"first_name": "Grace", "last_name": "Hopper"})
         crm = make_crm(sandbox, object="Lead")
         (made,) = await crm.upsert_contacts([bare])
+        placeholder = sandbox.company_of(str(made.id))
         (later,) = await crm.upsert_contacts([with_fields(bare, company="Navy")])
         await crm.aclose()
+        assert placeholder == LEAD_COMPANY_FALLBACK == "[not provided]"
         assert sandbox.company_of(str(made.id)) == "Navy"
         assert (made.outcome, later.outcome) == ("created", "updated")
-        assert LEAD_COMPANY_FALLBACK == "[not provided]"
 
     async def test_lead_matches_by_name_and_company(self, sandbox: SalesforceSandbox) -> None:
         """A Lead a human made with the same name and Company is the person."""
@@ -650,6 +652,26 @@ class TestSoql:
     def test_literal_escapes(self, value: str, quoted: str) -> None:
         """Quotes, backslashes and control characters are backslash-escaped."""
         assert soql.literal(value) == quoted
+
+    @given(
+        st.text(
+            st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+            min_size=1,
+            max_size=80,
+        )
+    )
+    def test_any_value_round_trips(self, value: str) -> None:
+        """Whatever a name holds, its escaped literal finds exactly it, with = and LIKE."""
+        assume(value.casefold() != "decoy")
+        sandbox = SalesforceSandbox()
+        wanted = sandbox.seed("Contact", {"LastName": value})
+        sandbox.seed("Contact", {"LastName": "decoy"})
+        for where in (f"= {soql.literal(value)}", f"LIKE {soql.like_literal(value)}"):
+            text = f"SELECT Id FROM Contact WHERE LastName {where}"  # noqa: S608 - escaped
+            query = sandbox_soql.parse(text)
+            found = [r["Id"] for r in sandbox_soql.run(sandbox.org, query, VERSION)]
+            assert found[0] == wanted
+            assert where.startswith("LIKE") or found == [wanted]
 
     def test_like_pattern_takes_wildcards_literally(self) -> None:
         """In a LIKE pattern, % and _ of the value are escaped; the pattern matches anywhere."""

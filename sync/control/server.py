@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sync.control import openapi
 from sync.errors import UsageError
+from sync.journal import Journal
 from sync.refs import parse_ref
 from sync.relay import merge_targets
 from sync.state import DaemonState, Selection
@@ -115,15 +117,25 @@ def build_app(
     queue: ObjectSendStream[Selection],
     crms: Mapping[str, object],
     check: CheckFn,
+    *,
+    journal: Journal | None = None,
 ) -> Starlette:
-    """The control API over ``state``, feeding accepted selections into ``queue``."""
+    """The control API over ``state``, feeding accepted selections into ``queue``.
+
+    With a ``journal``, selections are written to it before the 202 goes out.
+    """
 
     async def add_selections(request: Request) -> Response:
         body = await _json_body(request)
         parsed, targets, with_messages = _selections_request(body, crms)
+        selections = [
+            Selection(Selection.new_id(), public_id, targets, with_messages)
+            for _, public_id in parsed
+        ]
+        if journal is not None:
+            await journal.append(selections)  # durable before anyone is told "accepted"
         accepted = []
-        for ref, public_id in parsed:
-            selection = Selection(Selection.new_id(), public_id, targets, with_messages)
+        for (ref, _), selection in zip(parsed, selections, strict=True):
             state.track(selection)
             await queue.send(selection)  # waits when the queue is full: backpressure
             accepted.append({"id": selection.id, "ref": ref})
@@ -171,7 +183,9 @@ def build_app(
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, exc.detail)
+        answer = _error(exc.status_code, exc.detail)
+        answer.headers.update(exc.headers or {})  # a 405 must say Allow (RFC 9110)
+        return answer
 
     async def crashed(_: Request, exc: Exception) -> Response:
         log.error("control.crashed", error_type=type(exc).__name__)
@@ -185,6 +199,7 @@ def build_app(
             Route("/v1/status", status, methods=["GET"]),
             Route("/v1/pause", pause, methods=["POST"]),
             Route("/v1/resume", resume, methods=["POST"]),
+            Route(openapi.PATH, openapi.serve_document, methods=["GET"]),
         ],
         exception_handlers={
             BadRequest: bad_request,

@@ -1,0 +1,376 @@
+"""The Pipedrive client: persons upserted on the source's member id, through API v2.
+
+Pipedrive has no batch write and no unique custom fields, so each contact is looked up step
+by step (:data:`connectors.base.MATCH_STEPS`), stopping at the first step that decides:
+the identity custom field (a record this client wrote is read back by id; otherwise
+``/api/v2/persons/search?fields=custom_fields&exact_match=true``), the profile URL (the
+public id, searched inside custom fields), the email (``fields=email&exact_match=true``) and,
+unless ``[match] strict``, the name within the person's organization
+(``fields=name&exact_match=true&organization_id=…``). Search answers lack custom fields, so
+each hit is read by id before :func:`connectors.base.match` judges. Then only what
+:func:`connectors.base.fields_to_write` allows is sent, in one ``PATCH`` or ``POST``.
+Docs: https://developers.pipedrive.com/docs/api/v2 (and ``shared/specs/pipedrive/v2.yaml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from connectors._http import RetryPolicy
+from connectors.base import (
+    MATCH_STEPS,
+    Candidate,
+    ConnectorSettings,
+    Contact,
+    Match,
+    MatchStep,
+    Presence,
+    TargetOutcome,
+    fields_to_write,
+    match,
+    name_key,
+    profile_key,
+)
+from connectors.pipedrive.mapping import (
+    JOB_TITLE,
+    PAGE_LIMIT,
+    POSTAL_ADDRESS,
+    FieldMap,
+    Person,
+    desired,
+    field_from,
+    full_name,
+    member_of,
+    person_body,
+    person_fields,
+    person_from,
+)
+from connectors.pipedrive.session import Session
+from sync.errors import FatalConnectorError, RecordRejected
+
+PERSONS = "/api/v2/persons"
+ORGANIZATIONS = "/api/v2/organizations"
+PERSON_FIELDS = "/api/v2/personFields"
+_DEFAULT_RETRY = RetryPolicy()
+
+
+class PipedriveCRM:
+    """Upserts contacts into one Pipedrive company (implements ``connectors.base.CRM``)."""
+
+    name: ClassVar[str] = "pipedrive"
+
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        credential: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+    ) -> None:
+        self._settings = settings
+        self._connector = settings.instance
+        self._base_url = settings.base_url.rstrip("/")
+        options = settings.options
+        self._member_field = str(options.get("member_id_field") or "syncd member id")
+        self._profile_field = str(options.get("profile_url_field") or "LinkedIn profile URL")
+        self._api = Session(settings, credential, transport=transport, retry=retry)
+        self._fields: FieldMap | None = None
+        #: Organization name (folded) -> id; None for "searched, not there" (this call only).
+        self._org_ids: dict[str, int | None] = {}
+        self._org_names: dict[int, str] = {}
+        #: Member id -> person id of records this client wrote or matched: read back by id,
+        #: so a re-add never depends on the search index having caught up.
+        self._known: dict[str, int] = {}
+
+    # -- the CRM protocol ----------------------------------------------------------------
+
+    async def check_auth(self) -> None:
+        """Raise AuthError unless Pipedrive accepts the credential (one cheap read)."""
+        await self._api.call("GET", PERSON_FIELDS, params={"limit": "1"})
+
+    async def upsert_contacts(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
+        """Create or update each contact; one outcome per contact, in order."""
+        if not contacts:
+            return []
+        self._forget_missing_orgs()
+        fields = await self._field_map(create=True)
+        outcomes: list[TargetOutcome] = []
+        for contact in contacts:
+            try:
+                outcomes.append(await self._upsert(contact, fields))
+            except RecordRejected as error:
+                outcomes.append(self._rejected(error))
+        return outcomes
+
+    async def find(self, contact: Contact) -> Presence:
+        """Whether ``contact`` is in Pipedrive, by :func:`match`; writes nothing."""
+        self._forget_missing_orgs()
+        verdict, _ = await self._lookup(contact, await self._field_map(create=False))
+        if verdict.record is None:
+            return Presence(found=False, step=verdict.step, candidates=verdict.ambiguous)
+        rid = verdict.record.id
+        return Presence(
+            found=True,
+            id=rid,
+            owner=verdict.record.owner,
+            url=f"{self._base_url}/person/{rid}",
+            step=verdict.step,
+        )
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self._api.aclose()
+
+    # -- person fields -------------------------------------------------------------------
+
+    async def _field_map(self, *, create: bool) -> FieldMap:
+        """The hashed keys of syncd's custom fields, found by name (created if ``create``
+        and missing), and which contact-sync fields the company has."""
+        if self._fields is not None:
+            return self._fields
+        definitions = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
+            response = await self._api.call("GET", PERSON_FIELDS, params=params)
+            data, more = self._api.envelope(response)
+            definitions += [f for f in map(field_from, data or []) if f is not None]
+            cursor = more.get("next_cursor") if isinstance(more.get("next_cursor"), str) else None
+            if not cursor:
+                break
+        custom = {
+            f["field_name"].casefold(): f["field_code"] for f in definitions if f["is_custom_field"]
+        }
+        codes = {f["field_code"] for f in definitions}
+        keys: list[str] = []
+        for name in (self._member_field, self._profile_field):
+            key = custom.get(name.casefold(), "")
+            if not key and create:
+                body = {"field_name": name, "field_type": "varchar"}
+                made = field_from(await self._api.data("POST", PERSON_FIELDS, body=body))
+                if made is None:
+                    raise FatalConnectorError(
+                        self._connector, f"{self._connector} sent a malformed field"
+                    )
+                key = made["field_code"]
+            keys.append(key)
+        found = FieldMap(keys[0], keys[1], JOB_TITLE in codes, POSTAL_ADDRESS in codes)
+        if found.member_id and found.profile_url:
+            self._fields = found
+        return found
+
+    # -- organizations -------------------------------------------------------------------
+
+    def _forget_missing_orgs(self) -> None:
+        self._org_ids = {k: v for k, v in self._org_ids.items() if v is not None}
+
+    async def _org_id(self, name: str, *, create: bool) -> int | None:
+        """The id of the organization named ``name`` (exactly, any case); made if missing
+        and ``create``. Remembered for the client's life."""
+        key = _fold(name)
+        if key in self._org_ids and (self._org_ids[key] is not None or not create):
+            return self._org_ids[key]
+        params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
+        data = await self._api.data("GET", f"{ORGANIZATIONS}/search", params=params)
+        found = {
+            item["id"]: str(item["name"])
+            for item in _search_items(data)
+            if _fold(str(item.get("name", ""))) == key
+        }
+        org_id = min(found) if found else None
+        if org_id is None and create:
+            made = await self._api.data("POST", ORGANIZATIONS, body={"name": name})
+            org_id = made.get("id") if isinstance(made, dict) else None
+            if not isinstance(org_id, int):
+                raise FatalConnectorError(
+                    self._connector, f"{self._connector} sent a malformed organization"
+                )
+            found[org_id] = name
+        self._org_ids[key] = org_id
+        if org_id is not None:
+            self._org_names[org_id] = found[org_id]
+        return org_id
+
+    async def _org_name(self, org_id: int | None) -> str | None:
+        if org_id is None:
+            return None
+        if org_id not in self._org_names:
+            response = await self._api.call("GET", f"{ORGANIZATIONS}/{org_id}", ok={200, 404})
+            data = self._api.envelope(response)[0] if response.status_code == 200 else None
+            name = data.get("name") if isinstance(data, dict) else None
+            if not isinstance(name, str):
+                return None
+            self._org_names[org_id] = name
+        return self._org_names[org_id]
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    async def _lookup(self, contact: Contact, fields: FieldMap) -> tuple[Match, dict[str, Person]]:
+        """Fetch candidates step by step until a step decides; the verdict and the records."""
+        strict = self._settings.strict_match
+        records: dict[str, Person] = {}
+        candidates: dict[str, Candidate] = {}
+        verdict = Match()
+        for index, step in enumerate(MATCH_STEPS):
+            if step == "name" and strict:
+                break
+            for person_id in await self._step_ids(step, contact, fields):
+                if str(person_id) in records:
+                    continue
+                person = await self._person(person_id)
+                if person is not None:
+                    records[str(person_id)] = person
+                    candidates[str(person_id)] = await self._candidate(person, fields, contact)
+            verdict = match(contact, candidates.values(), strict=strict)
+            if verdict.step is not None and MATCH_STEPS.index(verdict.step) <= index:
+                break
+        return verdict, records
+
+    async def _step_ids(self, step: MatchStep, contact: Contact, fields: FieldMap) -> list[int]:
+        """The ids one matching step's search finds."""
+        wanted = contact.fields
+        if step == "identity":
+            if not fields.member_id:
+                return []
+            known = self._known.get(contact.member_id)
+            if known is not None:
+                person = await self._person(known)
+                if person is not None and member_of(person, fields) == contact.member_id:
+                    return [known]
+            return await self._search(contact.member_id, "custom_fields", exact=True)
+        if step == "profile_url":
+            key = profile_key(wanted.get("linkedin_url"))
+            public_id = key.split("/", 1)[1] if key else ""
+            if not fields.profile_url or len(public_id) < 2:
+                return []
+            return await self._search(public_id, "custom_fields", exact=False)
+        if step == "email":
+            email = (wanted.get("email") or "").strip()
+            return await self._search(email, "email", exact=True) if email else []
+        if name_key(wanted) is None:
+            return []
+        org_id = await self._org_id(wanted["company"], create=False)
+        if org_id is None:
+            return []
+        term = full_name(wanted.get("first_name"), wanted.get("last_name"))
+        return await self._search(term, "name", exact=True, org_id=org_id)
+
+    async def _search(
+        self, term: str, field: str, *, exact: bool, org_id: int | None = None
+    ) -> list[int]:
+        params = {"term": term, "fields": field, "limit": "100"}
+        if exact:
+            params["exact_match"] = "true"
+        if org_id is not None:
+            params["organization_id"] = str(org_id)
+        data = await self._api.data("GET", f"{PERSONS}/search", params=params)
+        return sorted({item["id"] for item in _search_items(data)})
+
+    async def _person(self, person_id: int) -> Person | None:
+        """A person read by id; None if it is gone."""
+        response = await self._api.call("GET", f"{PERSONS}/{person_id}", ok={200, 404})
+        if response.status_code == 404:
+            return None
+        person = person_from(self._api.envelope(response)[0])
+        if person is None:
+            raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
+        return None if person["is_deleted"] else person
+
+    async def _existing(self, person: Person, fields: FieldMap, contact: Contact) -> dict[str, str]:
+        """The record as canonical fields; a ``name`` equal to the contact's full name
+        counts as the contact's first and last name, however Pipedrive split it."""
+        out = person_fields(person, fields, await self._org_name(person["org_id"]))
+        first, last = contact.fields.get("first_name", ""), contact.fields.get("last_name", "")
+        if _fold(person["name"]) == _fold(full_name(first, last)):
+            out |= {
+                k: v.strip() for k, v in (("first_name", first), ("last_name", last)) if v.strip()
+            }
+        return out
+
+    async def _candidate(self, person: Person, fields: FieldMap, contact: Contact) -> Candidate:
+        seen = await self._existing(person, fields, contact)
+        email = _fold(contact.fields.get("email"))
+        if email and any(_fold(p["value"]) == email for p in person["emails"]):
+            seen["email"] = email  # any of its emails, not only the primary one
+        owner = person["owner_id"]
+        return Candidate(
+            id=str(person["id"]),
+            member_id=member_of(person, fields),
+            fields=seen,
+            owner=str(owner) if owner is not None else None,
+        )
+
+    # -- upsert --------------------------------------------------------------------------
+
+    async def _upsert(self, contact: Contact, fields: FieldMap) -> TargetOutcome:
+        wanted = desired(contact.fields, fields)
+        verdict, records = await self._lookup(contact, fields)
+        if verdict.ambiguous:
+            return TargetOutcome(
+                "ambiguous",
+                candidates=verdict.ambiguous,
+                detail=f"{self._connector}: {len(verdict.ambiguous)} persons match by "
+                f"{verdict.step}; nothing was written",
+            )
+        if verdict.record is None:
+            return await self._create(contact, wanted, fields)
+        person = records[verdict.record.id]
+        write = fields_to_write(
+            await self._existing(person, fields, contact), wanted, self._settings.overwrite
+        )
+        claim = None if member_of(person, fields) else contact.member_id
+        body = person_body(write, fields, person, member_id=claim)
+        if "company" in write:
+            org_id = await self._org_id(write["company"], create=True)
+            if org_id != person["org_id"]:  # the same organization, spelled otherwise
+                body["org_id"] = org_id
+        self._known[contact.member_id] = person["id"]
+        if not body:
+            return TargetOutcome("unchanged", id=str(person["id"]))
+        await self._api.call("PATCH", f"{PERSONS}/{person['id']}", body=body)
+        return TargetOutcome("updated", id=str(person["id"]))
+
+    async def _create(
+        self, contact: Contact, wanted: dict[str, str], fields: FieldMap
+    ) -> TargetOutcome:
+        if not (wanted.get("first_name") or wanted.get("last_name")):
+            return TargetOutcome(
+                "failed",
+                detail=f"{self._connector}: a Pipedrive person needs a name; allow first_name or "
+                "last_name in [privacy] fields",
+                reason="rejected",
+            )
+        body = person_body(wanted, fields, None, member_id=contact.member_id)
+        if "company" in wanted:
+            body["org_id"] = await self._org_id(wanted["company"], create=True)
+        made = person_from(await self._api.data("POST", PERSONS, body=body))
+        if made is None:
+            raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
+        self._known[contact.member_id] = made["id"]
+        return TargetOutcome("created", id=str(made["id"]))
+
+    def _rejected(self, error: RecordRejected) -> TargetOutcome:
+        """A failed outcome naming status, code and request id; never Pipedrive's message,
+        which can quote the person's data."""
+        detail = f"{self._connector} refused the record: {error}" + (
+            f"; request id {error.request_id}" if error.request_id else ""
+        )
+        return TargetOutcome("failed", detail=detail, reason="rejected")
+
+
+def _fold(value: str | None) -> str:
+    return " ".join((value or "").split()).casefold()
+
+
+def _search_items(data: object) -> list[dict[str, Any]]:
+    """The ``item`` of each search result that has an integer id."""
+    items = data.get("items") if isinstance(data, dict) else None
+    out = []
+    for entry in items if isinstance(items, list) else []:
+        item = entry.get("item") if isinstance(entry, dict) else None
+        if isinstance(item, dict) and isinstance(item.get("id"), int):
+            out.append(item)
+    return out

@@ -1,0 +1,314 @@
+"""syncd's canonical person fields as Pipedrive API v2 persons, and the JSON shapes the
+client and the sandbox exchange.
+
+Shapes follow Pipedrive's published OpenAPI files (``shared/specs/pipedrive/v2.yaml``:
+``/persons``, ``/persons/{id}``, ``/persons/search``, ``/personFields``, ``/organizations``,
+``/organizations/search``; ``v1.yaml``: ``/notes``) and
+https://developers.pipedrive.com/docs/api/v1 for the envelope. JSON from the network is
+checked into these TypedDicts at the edge; nothing past it is ``Any``.
+
+Where a canonical field goes:
+
+============  ==========================================================================
+first/last    ``name`` (v2 takes one name on writes and answers ``first_name``/``last_name``)
+email         the primary entry of ``emails`` (``[{value, primary, label}]``)
+phone         the primary entry of ``phones``
+company       ``org_id``: an organization found by exact name, or created
+title         ``job_title`` (a contact-sync field; written only where the account has it)
+linkedin_url  a custom text field found by name (default "LinkedIn profile URL")
+location      ``postal_address.value`` (contact sync, as ``job_title``)
+member id     a custom text field found by name (default "syncd member id")
+============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, NotRequired, TypedDict
+
+from connectors.base import FIELDS
+
+#: Standard person fields that exist only once the company has set up contact sync.
+JOB_TITLE: Final = "job_title"
+POSTAL_ADDRESS: Final = "postal_address"
+
+#: How many items a v2 list or search answers at most per page.
+PAGE_LIMIT = 500
+
+
+class ContactPoint(TypedDict):
+    """One entry of a person's ``emails`` or ``phones``."""
+
+    value: str
+    primary: bool
+    label: str
+
+
+class Address(TypedDict, total=False):
+    """``postal_address``: the formatted ``value`` and its parts."""
+
+    value: str | None
+    locality: str | None
+    country: str | None
+
+
+class Person(TypedDict):
+    """A person as ``GET /api/v2/persons/{id}`` answers it."""
+
+    id: int
+    name: str
+    first_name: str | None
+    last_name: str | None
+    owner_id: int | None
+    org_id: int | None
+    add_time: str
+    update_time: str
+    emails: list[ContactPoint]
+    phones: list[ContactPoint]
+    is_deleted: bool
+    visible_to: int
+    label_ids: list[int]
+    picture_id: int | None
+    custom_fields: dict[str, str | None]
+    job_title: NotRequired[str | None]
+    postal_address: NotRequired[Address | None]
+
+
+class Organization(TypedDict):
+    """An organization as ``GET /api/v2/organizations/{id}`` answers it."""
+
+    id: int
+    name: str
+    owner_id: int | None
+    add_time: str
+    update_time: str
+    is_deleted: bool
+    visible_to: int
+    label_ids: list[int]
+    address: Address | None
+    custom_fields: dict[str, str | None]
+
+
+class FieldDefinition(TypedDict):
+    """One entry of ``GET /api/v2/personFields``."""
+
+    field_name: str
+    field_code: str
+    field_type: str
+    options: list[dict[str, object]] | None
+    subfields: list[dict[str, str]] | None
+    is_custom_field: bool
+    is_optional_response_field: bool
+
+
+class Note(TypedDict):
+    """A note as ``/api/v1/notes`` answers it (the fields syncd uses)."""
+
+    id: int
+    content: str
+    person_id: int | None
+    org_id: int | None
+    deal_id: int | None
+    user_id: int
+    add_time: str
+    update_time: str
+    active_flag: bool
+    pinned_to_person_flag: bool
+
+
+class TokenResponse(TypedDict):
+    """The answer of ``POST https://oauth.pipedrive.com/oauth/token``."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    scope: str
+    api_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMap:
+    """Where this company keeps what syncd writes: the hashed keys of syncd's custom
+    fields ("" while a field does not exist), and whether the contact-sync fields exist."""
+
+    member_id: str
+    profile_url: str
+    job_title: bool = False
+    postal_address: bool = False
+
+
+def primary(points: list[ContactPoint]) -> str | None:
+    """The primary entry's value (else the first), stripped; None if there is none."""
+    chosen = next((p for p in points if p["primary"]), points[0] if points else None)
+    value = (chosen["value"] if chosen else "").strip()
+    return value or None
+
+
+def with_primary(points: list[ContactPoint], value: str) -> list[ContactPoint]:
+    """``points`` with ``value`` as the primary entry; the old ones are kept as secondary,
+    so nothing a human entered is lost (v2 replaces the whole list on a write)."""
+    kept: list[ContactPoint] = [
+        {"value": p["value"], "primary": False, "label": p["label"]}
+        for p in points
+        if p["value"].strip().casefold() != value.casefold()
+    ]
+    return [{"value": value, "primary": True, "label": "work"}, *kept]
+
+
+def full_name(first: str | None, last: str | None) -> str:
+    """``name`` as Pipedrive stores it from a first and a last name."""
+    return " ".join(p for p in ((first or "").strip(), (last or "").strip()) if p)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``(first_name, last_name)`` as Pipedrive derives them from ``name``: the first word,
+    then the rest."""
+    words = name.split()
+    return (words[0] if words else "", " ".join(words[1:]))
+
+
+def person_fields(person: Person, fields: FieldMap, company: str | None) -> dict[str, str]:
+    """A person as syncd's canonical fields, empty ones left out; ``company`` is the name
+    of its organization, which the person record itself does not carry."""
+    custom = person["custom_fields"]
+    address = person.get("postal_address") or {}
+    values = {
+        "first_name": person["first_name"],
+        "last_name": person["last_name"],
+        "email": (primary(person["emails"]) or "").lower(),
+        "phone": primary(person["phones"]),
+        "company": company,
+        "title": person.get("job_title"),
+        "linkedin_url": custom.get(fields.profile_url),
+        "location": address.get("value"),
+    }
+    return {k: v.strip() for k, v in values.items() if isinstance(v, str) and v.strip()}
+
+
+def member_of(person: Person, fields: FieldMap) -> str | None:
+    """The member id in syncd's identity field, if any."""
+    value = person["custom_fields"].get(fields.member_id)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def desired(fields: Mapping[str, str], field_map: FieldMap) -> dict[str, str]:
+    """The canonical fields syncd can write to this company, as they read back (emails in
+    lower case; title and location only where the contact-sync fields exist)."""
+    out = {k: v.strip() for k, v in fields.items() if k in FIELDS and v.strip()}
+    if "email" in out:
+        out["email"] = out["email"].lower()
+    if not field_map.job_title:
+        out.pop("title", None)
+    if not field_map.postal_address:
+        out.pop("location", None)
+    return out
+
+
+def person_body(
+    write: Mapping[str, str],
+    field_map: FieldMap,
+    existing: Person | None,
+    *,
+    member_id: str | None,
+) -> dict[str, object]:
+    """The JSON body of ``POST /api/v2/persons`` or ``PATCH /api/v2/persons/{id}`` for the
+    canonical fields ``write`` (``company`` is linked by the caller, as ``org_id``)."""
+    body: dict[str, object] = {}
+    if "first_name" in write or "last_name" in write:
+        first = write.get("first_name", (existing["first_name"] if existing else None) or "")
+        last = write.get("last_name", (existing["last_name"] if existing else None) or "")
+        body["name"] = full_name(first, last)
+    if "email" in write:
+        body["emails"] = with_primary(existing["emails"] if existing else [], write["email"])
+    if "phone" in write:
+        body["phones"] = with_primary(existing["phones"] if existing else [], write["phone"])
+    if "title" in write:
+        body[JOB_TITLE] = write["title"]
+    if "location" in write:
+        body[POSTAL_ADDRESS] = {"value": write["location"]}
+    custom: dict[str, str] = {}
+    if "linkedin_url" in write:
+        custom[field_map.profile_url] = write["linkedin_url"]
+    if member_id is not None:
+        custom[field_map.member_id] = member_id
+    if custom:
+        body["custom_fields"] = custom
+    return body
+
+
+# -- JSON from the network, checked at the edge ----------------------------------------------
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _points_from(value: object) -> list[ContactPoint]:
+    if not isinstance(value, list):
+        return []
+    return [
+        {
+            "value": item["value"],
+            "primary": item.get("primary") is True,
+            "label": str(item.get("label") or ""),
+        }
+        for item in value
+        if isinstance(item, dict) and isinstance(item.get("value"), str)
+    ]
+
+
+def person_from(item: object) -> Person | None:
+    """A v2 person from JSON, or None if it is not shaped like one."""
+    if not isinstance(item, dict) or _int(item.get("id")) is None:
+        return None
+    custom = item.get("custom_fields")
+    address = item.get(POSTAL_ADDRESS)
+    person: Person = {
+        "id": int(item["id"]),
+        "name": _text(item.get("name")) or "",
+        "first_name": _text(item.get("first_name")),
+        "last_name": _text(item.get("last_name")),
+        "owner_id": _int(item.get("owner_id")),
+        "org_id": _int(item.get("org_id")),
+        "add_time": _text(item.get("add_time")) or "",
+        "update_time": _text(item.get("update_time")) or "",
+        "emails": _points_from(item.get("emails")),
+        "phones": _points_from(item.get("phones")),
+        "is_deleted": item.get("is_deleted") is True,
+        "visible_to": _int(item.get("visible_to")) or 0,
+        "label_ids": [i for i in item.get("label_ids") or [] if isinstance(i, int)],
+        "picture_id": _int(item.get("picture_id")),
+        "custom_fields": {
+            str(k): (str(v) if isinstance(v, str | int | float) else None)
+            for k, v in (custom.items() if isinstance(custom, dict) else ())
+        },
+    }
+    if JOB_TITLE in item:
+        person[JOB_TITLE] = _text(item.get(JOB_TITLE))
+    if isinstance(address, dict):
+        person[POSTAL_ADDRESS] = {"value": _text(address.get("value"))}
+    return person
+
+
+def field_from(item: object) -> FieldDefinition | None:
+    """One person field definition from JSON, or None."""
+    if not isinstance(item, dict):
+        return None
+    name, code, kind = item.get("field_name"), item.get("field_code"), item.get("field_type")
+    if not (isinstance(name, str) and isinstance(code, str) and isinstance(kind, str)):
+        return None
+    return {
+        "field_name": name,
+        "field_code": code,
+        "field_type": kind,
+        "options": None,
+        "subfields": None,
+        "is_custom_field": item.get("is_custom_field") is True,
+        "is_optional_response_field": item.get("is_optional_response_field") is True,
+    }

@@ -1,0 +1,446 @@
+"""A stateful local emulator of Pipedrive's API as one ASGI app (see
+:class:`connectors._sandbox.SandboxCore`): persons, organizations and person fields on API
+v2, notes on API v1, and the OAuth token endpoint (``/oauth/token``, which Pipedrive serves
+on ``oauth.pipedrive.com``; here on the same app so one root URL serves both).
+
+Emulated: ``x-api-token`` or Bearer auth (401 ``unauthorized access``), the refresh-token
+grant with HTTP Basic client auth, the envelope, validation (400), the token-based rate
+limits with their headers and 429 (see :mod:`connectors.pipedrive.sandbox_http`), hashed
+custom-field keys, search with ``exact_match``, and v1 person endpoints answered as retired
+(410): they are out of support since 2026-08-01
+(https://developers.pipedrive.com/changelog/post/deprecated-apiv1-endpoints-become-out-of-support)
+and syncd must never depend on them. A token sent as ``?api_token=`` is refused and
+recorded as a violation: syncd keeps tokens out of URLs, which get logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors._sandbox import RecordedRequest, SandboxCore
+from connectors.pipedrive import sandbox_http as h
+from connectors.pipedrive.mapping import (
+    JOB_TITLE,
+    POSTAL_ADDRESS,
+    FieldDefinition,
+    Note,
+    Organization,
+    Person,
+    primary,
+    split_name,
+)
+from connectors.pipedrive.sandbox_store import (
+    ORG_SEARCH_FIELDS,
+    SEARCH_FIELDS,
+    PipedriveError,
+    Store,
+    bad_request,
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+_ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+PROFILE_FIELD = "LinkedIn profile URL"
+
+
+class PipedriveSandbox:
+    """One Pipedrive company on one ASGI app: ``app``; its records in ``store``."""
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (),
+        oauth_clients: Mapping[str, tuple[str, str]] | None = None,
+        daily_budget: int = 300_000,
+        burst: int = 120,
+        oauth_burst: int = 480,
+        search_burst: int | None = None,
+        contact_sync: bool = True,
+    ) -> None:
+        self.core = SandboxCore("pipedrive", error_body=h.fault_body, tokens=tokens)
+        self.store = Store(contact_sync=contact_sync)
+        #: refresh token -> (client_id, client_secret)
+        self.oauth_clients = dict(oauth_clients or {})
+        self.limits = h.RateLimits(
+            daily_budget=daily_budget,
+            burst=burst,
+            oauth_burst=oauth_burst,
+            search_burst=search_burst,
+        )
+        self._access_tokens: set[str] = set()
+        vendor = Starlette(routes=self._routes())
+        self.app = self.core.wrap(vendor, snapshot=self.snapshot, reset_records=self._reset)
+
+    # -- what tests, the demo and `syncd sandbox` use -----------------------------------
+
+    def snapshot(self) -> dict[str, list[object]]:
+        """Every live person and organization, syncd's custom fields, and every note."""
+        return {
+            "persons": list(self.store.live_persons()),
+            "organizations": [o for o in self.store.organizations.values() if not o["is_deleted"]],
+            "person_fields": [f for f in self.store.fields if f["is_custom_field"]],
+            "notes": list(self.store.notes.values()),
+        }
+
+    def rows(self) -> list[dict[str, str]]:
+        """Every person as one display row, by id."""
+        return [
+            {
+                "id": str(p["id"]),
+                "name": p["name"],
+                "email": primary(p["emails"]) or "",
+                "company": self.company_of(p["id"]) or "",
+                "title": p.get(JOB_TITLE) or "",
+            }
+            for p in self.store.live_persons()
+        ]
+
+    def contact_count(self) -> int:
+        """How many persons exist (deleted ones do not count)."""
+        return len(self.store.live_persons())
+
+    def company_of(self, person_id: int | str) -> str | None:
+        """The name of the organization a person is linked to."""
+        org_id = self.store.person(int(person_id))["org_id"]
+        return self.store.organizations[org_id]["name"] if org_id else None
+
+    def config_table(self, root_url: str) -> dict[str, object]:
+        """The config keys that point a ``pipedrive`` instance at this sandbox."""
+        return {"type": "pipedrive", "base_url": root_url, "oauth_url": root_url}
+
+    def credential(self, token: str) -> str:
+        """What a user stores in the keyring to authenticate with ``token``: the API token."""
+        return token
+
+    def edit(self, record_id: str, field: str, value: str) -> None:
+        """Change one canonical field (see ``connectors.base.FIELDS``) of a person, or its
+        ``name``, as someone would in Pipedrive's web UI."""
+        person = self.store.person(int(record_id))
+        self.store.update_person(person["id"], self._ui_body({field: value}, person))
+
+    def seed(self, fields: Mapping[str, str]) -> str:
+        """Add a person as someone would in the web UI (no syncd identity); its id.
+
+        ``fields`` are canonical; ``company`` links an organization of that name, made if
+        there is none."""
+        first, last = fields.get("first_name", ""), fields.get("last_name", "")
+        body = {"name": f"{first} {last}".strip() or "Unnamed", **self._ui_body(fields, None)}
+        return str(self.store.create_person(body)["id"])
+
+    def _ui_body(self, fields: Mapping[str, str], person: Person | None) -> dict[str, object]:
+        body: dict[str, object] = {}
+        first, last = split_name(person["name"]) if person else ("", "")
+        for field, value in fields.items():
+            if field in ("first_name", "last_name", "name"):
+                first = value if field == "first_name" else first
+                last = value if field == "last_name" else last
+                body["name"] = value if field == "name" else f"{first} {last}".strip()
+            elif field in ("email", "phone"):
+                body[field + "s"] = [{"value": value, "primary": True, "label": "work"}]
+            elif field == "company":
+                found = self.store.search_organizations(value, ["name"], exact=True)
+                org = found[0] if found else self.store.create_organization({"name": value})
+                body["org_id"] = org["id"]
+            elif field == "title":
+                body[JOB_TITLE] = value
+            elif field == "location":
+                body[POSTAL_ADDRESS] = {"value": value}
+            elif field == "linkedin_url":
+                body["custom_fields"] = {self._field_code(PROFILE_FIELD): value}
+            else:
+                raise KeyError(field)
+        return body
+
+    def _field_code(self, name: str) -> str:
+        for field in self.store.fields:
+            if field["is_custom_field"] and field["field_name"].casefold() == name.casefold():
+                return field["field_code"]
+        return self.store.add_field(name, "varchar")["field_code"]
+
+    def _reset(self) -> None:
+        self.store.clear()
+        self.limits.clear()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _route(self, path: str, handler: Handler, method: str) -> Route:
+        cost = h.TOKEN_COST[(method, path)]
+
+        async def endpoint(request: Request) -> Response:
+            headers = {h.CORRELATION_HEADER: h.new_correlation_id()}
+            if "api_token" in request.query_params:
+                response: Response = self._query_token(request)
+            else:
+                response = await self._authorised(request, handler, cost, path.endswith("/search"))
+            response.headers.update(headers)
+            return response
+
+        return Route(path, endpoint, methods=[method])
+
+    async def _authorised(
+        self, request: Request, handler: Handler, cost: int, search: bool
+    ) -> Response:
+        token = request.headers.get("x-api-token") or self.core.bearer(request)
+        if token is None or not self.core.accepts(token):
+            return h.unauthorized()
+        spend = self.limits.charge(
+            token, oauth=token in self._access_tokens, cost=cost, search=search
+        )
+        if not spend.allowed:
+            return JSONResponse(h.over_limit(), 429, spend.headers)
+        try:
+            response = await handler(request)
+        except PipedriveError as error:
+            response = h.from_exception(error)
+        response.headers.update(spend.headers)
+        return response
+
+    def _query_token(self, request: Request) -> Response:
+        """Refuse a token in the query string and record the request as a violation."""
+        self.core.violations.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query="api_token=<redacted>",
+                status=401,
+                header_names=tuple(sorted(k.lower() for k in request.headers)),
+                at=time.time(),
+            )
+        )
+        message = "api_token in the query string is refused here: send the x-api-token header"
+        return JSONResponse(h.error_body(message, error_code=401), 401)
+
+    def _routes(self) -> list[Route]:
+        v2 = "/api/v2"
+        return [
+            Route("/oauth/token", self._token, methods=["POST"]),
+            self._route(f"{v2}/personFields", self._list_fields, "GET"),
+            self._route(f"{v2}/personFields", self._add_field, "POST"),
+            self._route(f"{v2}/persons/search", self._search_persons, "GET"),
+            self._route(f"{v2}/persons", self._list_persons, "GET"),
+            self._route(f"{v2}/persons", self._add_person, "POST"),
+            self._route(f"{v2}/persons/{{id}}", self._get_person, "GET"),
+            self._route(f"{v2}/persons/{{id}}", self._patch_person, "PATCH"),
+            self._route(f"{v2}/persons/{{id}}", self._delete_person, "DELETE"),
+            self._route(f"{v2}/organizations/search", self._search_orgs, "GET"),
+            self._route(f"{v2}/organizations", self._list_orgs, "GET"),
+            self._route(f"{v2}/organizations", self._add_org, "POST"),
+            self._route(f"{v2}/organizations/{{id}}", self._get_org, "GET"),
+            self._route("/api/v1/notes", self._list_notes, "GET"),
+            self._route("/api/v1/notes", self._add_note, "POST"),
+            *(
+                Route(prefix + suffix, self._retired, methods=_ALL)
+                for prefix in ("/api/v1/persons", "/v1/persons")
+                for suffix in ("", "/{rest:path}")
+            ),
+            Route("/{rest:path}", self._unknown, methods=_ALL),
+        ]
+
+    async def _retired(self, _: Request) -> Response:
+        response = h.gone("person endpoint of API v1")
+        response.headers[h.CORRELATION_HEADER] = h.new_correlation_id()
+        return response
+
+    async def _unknown(self, _: Request) -> Response:
+        return JSONResponse(h.error_body("Unknown method .", code="ERR_NOT_FOUND"), 404)
+
+    # -- OAuth ---------------------------------------------------------------------------
+
+    async def _token(self, request: Request) -> Response:
+        """The refresh-token grant (https://pipedrive.readme.io/docs/marketplace-oauth-and-api-proxy-status-codes)."""
+        form = dict(parse_qsl((await request.body()).decode("latin-1")))
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            client = base64.b64decode(encoded).decode() if scheme.lower() == "basic" else ""
+        except ValueError:
+            client = ""
+        client_id, _, client_secret = client.partition(":")
+        if form.get("grant_type") != "refresh_token":
+            return _oauth_error("Unsupported grant type: grant_type is invalid")
+        if not client_id or not client_secret:
+            return _oauth_error("Invalid client: cannot retrieve client credentials")
+        known = self.oauth_clients.get(form.get("refresh_token", ""))
+        if known is None:
+            return _oauth_error("Invalid grant: refresh_token is invalid")
+        if known != (client_id, client_secret):
+            return _oauth_error("Invalid client: client is invalid")
+        access = secrets.token_urlsafe(24)
+        self.core.tokens.add(access)
+        self._access_tokens.add(access)
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "refresh_token": form["refresh_token"],
+                "scope": "base,contacts:full",
+                "api_domain": str(request.base_url).rstrip("/"),
+            }
+        )
+
+    # -- person fields -------------------------------------------------------------------
+
+    async def _list_fields(self, request: Request) -> Response:
+        page, more = h.cursor_page(list(self.store.fields), request.query_params)
+        return h.ok(page, more)
+
+    async def _add_field(self, request: Request) -> Response:
+        body = await h.json_object(request)
+        name, kind = body.get("field_name"), body.get("field_type")
+        if not isinstance(name, str) or not isinstance(kind, str):
+            raise bad_request("field_name and field_type are required")
+        field: FieldDefinition = self.store.add_field(name, kind)
+        return h.ok(field)
+
+    # -- persons -------------------------------------------------------------------------
+
+    async def _list_persons(self, request: Request) -> Response:
+        query = request.query_params
+        org_id = h.query_int(query, "org_id")
+        persons = [p for p in self.store.live_persons() if org_id is None or p["org_id"] == org_id]
+        page, more = h.cursor_page(list(persons), query)
+        return h.ok(page, more)
+
+    async def _add_person(self, request: Request) -> Response:
+        return h.ok(self.store.create_person(await h.json_object(request)))
+
+    async def _get_person(self, request: Request) -> Response:
+        return h.ok(self.store.person(h.path_id(request)))
+
+    async def _patch_person(self, request: Request) -> Response:
+        body = await h.json_object(request)
+        return h.ok(self.store.update_person(h.path_id(request), body))
+
+    async def _delete_person(self, request: Request) -> Response:
+        person_id = h.path_id(request)
+        self.store.delete_person(person_id)
+        return h.ok({"id": person_id})
+
+    async def _search_persons(self, request: Request) -> Response:
+        query = request.query_params
+        fields = _search_fields(query.get("fields"), SEARCH_FIELDS)
+        hits = self.store.search_persons(
+            query.get("term", ""),
+            fields,
+            exact=h.query_bool(query, "exact_match"),
+            org_id=h.query_int(query, "organization_id"),
+        )
+        page, more = h.cursor_page([self._person_hit(p) for p in hits], query)
+        return h.ok({"items": page}, more)
+
+    def _person_hit(self, person: Person) -> dict[str, object]:
+        org = self.store.organizations.get(person["org_id"] or 0)
+        return {
+            "result_score": 1.0,
+            "item": {
+                "id": person["id"],
+                "type": "person",
+                "name": person["name"],
+                "phones": [p["value"] for p in person["phones"]],
+                "emails": [p["value"] for p in person["emails"]],
+                "visible_to": person["visible_to"],
+                "owner": {"id": person["owner_id"]},
+                "organization": {"id": org["id"], "name": org["name"], "address": None}
+                if org
+                else None,
+                "custom_fields": [v for v in person["custom_fields"].values() if v],
+                "notes": [],
+            },
+        }
+
+    # -- organizations -------------------------------------------------------------------
+
+    async def _list_orgs(self, request: Request) -> Response:
+        orgs = [o for _, o in sorted(self.store.organizations.items()) if not o["is_deleted"]]
+        page, more = h.cursor_page(list(orgs), request.query_params)
+        return h.ok(page, more)
+
+    async def _add_org(self, request: Request) -> Response:
+        org: Organization = self.store.create_organization(await h.json_object(request))
+        return h.ok(org)
+
+    async def _get_org(self, request: Request) -> Response:
+        return h.ok(self.store.organization(h.path_id(request)))
+
+    async def _search_orgs(self, request: Request) -> Response:
+        query = request.query_params
+        fields = _search_fields(query.get("fields"), ORG_SEARCH_FIELDS)
+        hits = self.store.search_organizations(
+            query.get("term", ""), fields, exact=h.query_bool(query, "exact_match")
+        )
+        items = [
+            {
+                "result_score": 1.0,
+                "item": {
+                    "id": o["id"],
+                    "type": "organization",
+                    "name": o["name"],
+                    "address": (o["address"] or {}).get("value"),
+                    "visible_to": o["visible_to"],
+                    "owner": {"id": o["owner_id"]},
+                    "custom_fields": [],
+                    "notes": [],
+                },
+            }
+            for o in hits
+        ]
+        page, more = h.cursor_page(list(items), query)
+        return h.ok({"items": page}, more)
+
+    # -- notes (v1) ----------------------------------------------------------------------
+
+    async def _list_notes(self, request: Request) -> Response:
+        query = request.query_params
+        person_id, org_id = h.query_int(query, "person_id"), h.query_int(query, "org_id")
+        notes = [
+            self._note_view(n)
+            for _, n in sorted(self.store.notes.items())
+            if n["active_flag"]
+            and (person_id is None or n["person_id"] == person_id)
+            and (org_id is None or n["org_id"] == org_id)
+        ]
+        start = h.query_int(query, "start", 0) or 0
+        limit = h.query_int(query, "limit", 100) or 100
+        more = start + limit < len(notes)
+        pagination: dict[str, object] = {
+            "start": start,
+            "limit": limit,
+            "more_items_in_collection": more,
+        }
+        if more:
+            pagination["next_start"] = start + limit
+        return h.ok(notes[start : start + limit], {"pagination": pagination})
+
+    async def _add_note(self, request: Request) -> Response:
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            body: dict[str, object] = dict(parse_qsl((await request.body()).decode()))
+        else:
+            body = await h.json_object(request)
+        return h.ok(self._note_view(self.store.create_note(body)))
+
+    def _note_view(self, note: Note) -> dict[str, object]:
+        view: dict[str, object] = dict(note)
+        if note["person_id"] in self.store.persons:
+            view["person"] = {"name": self.store.persons[note["person_id"] or 0]["name"]}
+        if note["org_id"] in self.store.organizations:
+            view["organization"] = {"name": self.store.organizations[note["org_id"] or 0]["name"]}
+        return view
+
+
+def _search_fields(raw: str | None, allowed: frozenset[str]) -> set[str]:
+    fields = {f for f in (raw or ",".join(allowed)).split(",") if f}
+    if not fields <= allowed:
+        raise bad_request(f"fields must be a comma-separated list of {', '.join(sorted(allowed))}")
+    return fields
+
+
+def _oauth_error(message: str) -> Response:
+    return JSONResponse({"success": False, "message": message}, 400)

@@ -1,0 +1,378 @@
+"""The Salesforce REST client: Contacts (or Leads) upserted on the source's member id.
+
+Per chunk of at most 200 people: one SOQL query (or as few as fit a URL) fetches every
+candidate by external id, profile URL, email and, unless strict, name within the company;
+:func:`connectors.base.match` decides. A new person, or one already carrying their member
+id, is written by external id (``PATCH …/sobjects/<Object>/<Field>/<value>``, or sObject
+Collections for several); a record a human made is updated by Id and gets the member id.
+Only what :func:`connectors.base.fields_to_write` allows is sent; nothing when nothing
+changes. Duplicate rules are left on (no ``Sforce-Duplicate-Rule-Header``): a
+``DUPLICATES_DETECTED`` record is reported failed, never forced in.
+Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import ClassVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from connectors._http import RetryPolicy, json_object, send
+from connectors.base import (
+    Candidate,
+    ConnectorSettings,
+    Contact,
+    Presence,
+    TargetOutcome,
+    fields_to_write,
+    match,
+)
+from connectors.salesforce import auth, outcomes, soql
+from connectors.salesforce.mapping import (
+    BATCH_LIMIT,
+    EXTERNAL_ID_FIELD,
+    LEAD_COMPANY_FALLBACK,
+    OBJECTS,
+    SObject,
+    canonical,
+    has_name,
+    record_fields,
+    text,
+    to_sobject,
+)
+from sync.errors import FatalConnectorError, RecordRejected, SyncdError
+
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+_OK = range(200, 300)
+_RECORD_ANSWERS = frozenset({200, 201, 204, 300, 400, 404})
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+_VERSION = re.compile(r"^v\d{2,3}\.0$")
+_DEFAULT_RETRY = RetryPolicy()
+
+#: What one write needs: the member id, the record's Id if known, and the sObject body.
+Write = tuple[str, str | None, dict[str, str]]
+
+
+class SalesforceCRM:
+    """Upserts people into one Salesforce org (implements ``connectors.base.CRM``)."""
+
+    name: ClassVar[str] = "salesforce"
+
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        credential: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+    ) -> None:
+        self._settings = settings
+        self._connector = settings.instance
+        self._retry = retry
+        options = settings.options
+        self._object = cast(SObject, str(options.get("object", "Contact")))
+        self._ext = str(options.get("external_id_field", EXTERNAL_ID_FIELD))
+        version = str(options.get("api_version", "v62.0"))
+        self._data = f"/services/data/{version}"
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=30.0, event_hooks={"response": [self._saw]}
+        )
+        #: The org's daily API usage from the last ``Sforce-Limit-Info`` header.
+        self.api_usage: tuple[int, int] | None = None
+        self._accounts: dict[str, str] = {}
+        self._problem: SyncdError | None = self._check_options(version)
+        self._session: auth.Session | None = None
+        try:
+            parsed = auth.parse_credential(self._connector, credential)
+        except SyncdError as error:
+            self._problem = self._problem or error  # raised by the first call
+        else:
+            self._session = auth.Session(
+                self._connector, self._http, parsed, login_url=self._login_url(), retry=retry
+            )
+
+    # -- the CRM protocol ----------------------------------------------------------------
+
+    async def check_auth(self) -> None:
+        """Raise AuthError unless Salesforce accepts the credential (the limits resource)."""
+        await self._call("GET", f"{self._data}/limits")
+
+    async def upsert_contacts(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
+        """Create or update each contact; one outcome per contact, in order."""
+        results: list[TargetOutcome] = []
+        for start in range(0, len(contacts), BATCH_LIMIT):
+            chunk = contacts[start : start + BATCH_LIMIT]
+            # The same person twice in a chunk is written once; both get its outcome.
+            distinct = list({c.member_id: c for c in reversed(chunk)}.values())[::-1]
+            written = await self._upsert(distinct)
+            done = dict(zip((c.member_id for c in distinct), written, strict=True))
+            results += [done[c.member_id] for c in chunk]
+        return results
+
+    async def find(self, contact: Contact) -> Presence:
+        """Whether ``contact`` is in the org, by :func:`match`; writes nothing."""
+        verdict = match(contact, await self._candidates([contact]), strict=self._strict)
+        if verdict.record is None:
+            return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
+        assert self._session is not None
+        instance = await self._session.ready()
+        rid = verdict.record.id
+        return Presence(
+            True,
+            id=rid,
+            owner=verdict.record.owner,
+            url=f"{instance}/lightning/r/{self._object}/{rid}/view",
+            step=verdict.step,
+        )
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self._http.aclose()
+
+    # -- setup and HTTP ------------------------------------------------------------------
+
+    @property
+    def _strict(self) -> bool:
+        return self._settings.strict_match
+
+    def _login_url(self) -> str:
+        login = str(self._settings.options.get("login_url") or DEFAULT_LOGIN_URL)
+        base = self._settings.base_url
+        # ``base_url`` stands in for the login URL when only it was changed.
+        return base if login == DEFAULT_LOGIN_URL and base else login
+
+    def _check_options(self, version: str) -> SyncdError | None:
+        c = self._connector
+        if self._object not in OBJECTS:
+            return FatalConnectorError(c, f"{c}: object must be Contact or Lead")
+        if not _NAME.match(self._ext):
+            return FatalConnectorError(c, f"{c}: external_id_field is not a field API name")
+        if not _VERSION.match(version):
+            return FatalConnectorError(c, f"{c}: api_version must look like v62.0")
+        return None
+
+    async def _saw(self, response: httpx.Response) -> None:
+        usage = auth.api_usage(response)
+        if usage is not None:
+            self.api_usage = usage
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+        ok: Container[int] = _OK,
+    ) -> httpx.Response:
+        if self._problem is not None:
+            raise self._problem
+        assert self._session is not None
+        instance = await self._session.ready()
+        extra: dict[str, object] = {} if body is None else {"json": body}
+        return await send(
+            self._http,
+            method,
+            instance + path,
+            connector=self._connector,
+            policy=self._retry,
+            classify=auth.classify,
+            ok=ok,
+            refresh=self._session.refresh,
+            auth=self._session.bearer,
+            params=params,
+            **extra,
+        )
+
+    async def _query(self, query: str) -> list[dict[str, object]]:
+        """Every record a SOQL query answers, following ``nextRecordsUrl``."""
+        c = self._connector
+        try:
+            response = await self._call("GET", f"{self._data}/query", params={"q": query})
+        except RecordRejected as error:
+            raise FatalConnectorError(
+                c,
+                f"{c} refused syncd's query ({error}); check that the fields {self._ext} and "
+                f"the profile URL field exist on {self._object} and are visible to the "
+                "connected app's user",
+                status=error.status,
+            ) from error
+        records: list[dict[str, object]] = []
+        while True:
+            page = json_object(c, response)
+            found = page.get("records")
+            if not isinstance(found, list):
+                raise FatalConnectorError(c, f"{c} answered a query without records")
+            records += [{str(k): v for k, v in r.items()} for r in found if isinstance(r, dict)]
+            following = page.get("nextRecordsUrl")
+            if page.get("done") is not False or not isinstance(following, str):
+                return records
+            response = await self._call("GET", following)
+
+    # -- matching ------------------------------------------------------------------------
+
+    async def _candidates(self, contacts: Sequence[Contact]) -> list[Candidate]:
+        """Every record that might be one of ``contacts``."""
+        found: dict[str, Candidate] = {}
+        obj = self._object
+        for query in soql.candidate_queries(obj, contacts, self._ext, strict=self._strict):
+            for record in await self._query(query):
+                rid = text(record, "Id")
+                if rid:
+                    found[rid] = Candidate(
+                        id=rid,
+                        member_id=text(record, self._ext),
+                        fields=record_fields(obj, record),
+                        owner=text(record, "OwnerId"),
+                    )
+        return list(found.values())
+
+    # -- upsert --------------------------------------------------------------------------
+
+    async def _upsert(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
+        done = {i: outcomes.nameless(self._connector) for i, c in enumerate(contacts)
+                if not has_name(c.fields)}  # fmt: skip
+        named = [i for i in range(len(contacts)) if i not in done]
+        pool = await self._candidates([contacts[i] for i in named])
+        by_external: dict[int, tuple[str | None, dict[str, str]]] = {}
+        by_id: dict[int, tuple[str, dict[str, str]]] = {}
+        for i in named:
+            contact = contacts[i]
+            desired = canonical(self._object, contact.fields)
+            verdict = match(contact, pool, strict=self._strict)
+            record = verdict.record
+            if verdict.ambiguous:
+                done[i] = outcomes.ambiguous(self._connector, verdict.step, verdict.ambiguous)
+            elif record is None:
+                by_external[i] = (None, desired)
+            else:
+                write = fields_to_write(record.fields, desired, self._settings.overwrite)
+                if record.member_id is None:
+                    by_id[i] = (record.id, write)
+                    # Claimed now: later people of this chunk must not take it too.
+                    claimed = replace(record, member_id=contact.member_id)
+                    pool = [claimed if c is record else c for c in pool]
+                elif write:
+                    by_external[i] = (record.id, write)
+                else:
+                    done[i] = TargetOutcome("unchanged", id=record.id)
+        done |= await self._write(contacts, by_external, by_id)
+        return [done[i] for i in range(len(contacts))]
+
+    async def _write(
+        self,
+        contacts: Sequence[Contact],
+        by_external: Mapping[int, tuple[str | None, dict[str, str]]],
+        by_id: Mapping[int, tuple[str, dict[str, str]]],
+    ) -> dict[int, TargetOutcome]:
+        """Resolve companies, then send the planned writes; an outcome per planned person."""
+        plans = [*by_external.values(), *by_id.values()]
+        companies = [fields["company"] for _, fields in plans if "company" in fields]
+        accounts = await self._account_ids(companies) if self._object == "Contact" else {}
+        done: dict[int, TargetOutcome] = {}
+        upserts: dict[int, Write] = {}
+        updates: dict[int, Write] = {}
+        for planned, target in ((by_external, upserts), (by_id, updates)):
+            for i, (rid, fields) in planned.items():
+                body = self._body(fields, accounts, new=rid is None)
+                if isinstance(body, TargetOutcome):
+                    done[i] = body
+                    continue
+                if target is updates:
+                    body[self._ext] = contacts[i].member_id
+                target[i] = (contacts[i].member_id, rid, body)
+        done |= await self._write_by_external_id(upserts)
+        done |= await self._write_by_id(updates)
+        for i, (_, _, body) in {**upserts, **updates}.items():
+            if done[i].outcome == "failed" and "AccountId" in body:
+                # The account may be gone since it was cached; look it up again next time.
+                self._accounts = {k: v for k, v in self._accounts.items() if v != body["AccountId"]}
+        return done
+
+    def _body(
+        self, fields: Mapping[str, str], accounts: Mapping[str, str | TargetOutcome], *, new: bool
+    ) -> dict[str, str] | TargetOutcome:
+        """The sObject fields to send for ``fields``, or the outcome if they cannot be."""
+        body = to_sobject(self._object, fields)
+        company = fields.get("company")
+        if self._object == "Contact" and company:
+            account = accounts[_account_key(company)]
+            if isinstance(account, TargetOutcome):
+                return account
+            body["AccountId"] = account
+        if self._object == "Lead" and new and "Company" not in body:
+            body["Company"] = LEAD_COMPANY_FALLBACK
+        return body
+
+    async def _account_ids(self, names: Iterable[str]) -> dict[str, str | TargetOutcome]:
+        """The Account id of each company name (found, else created), keyed by
+        :func:`_account_key`; the failed outcome where one cannot be created."""
+        wanted = {_account_key(n): n.strip() for n in names}
+        unknown = [n for k, n in wanted.items() if k not in self._accounts]
+        for query in soql.account_queries(unknown):
+            # Several accounts with one name: the oldest (lowest Id) wins, every time.
+            for record in sorted(await self._query(query), key=lambda r: str(r.get("Id"))):
+                name, rid = text(record, "Name"), text(record, "Id")
+                if name and rid:
+                    self._accounts.setdefault(_account_key(name), rid)
+        out: dict[str, str | TargetOutcome] = {}
+        for key, name in wanted.items():
+            if key not in self._accounts:
+                path = f"{self._data}/sobjects/Account"
+                made = await self._call("POST", path, body={"Name": name}, ok={200, 201, 400})
+                rid = outcomes.result_id(made) if made.is_success else None
+                if rid is None:
+                    out[key] = outcomes.rejected(self._connector, made, "the account of the record")
+                    continue
+                self._accounts[key] = rid
+            out[key] = self._accounts[key]
+        return out
+
+    async def _write_by_external_id(self, writes: Mapping[int, Write]) -> dict[int, TargetOutcome]:
+        """Upsert by external id: one PATCH for one record, sObject Collections for more."""
+        if len(writes) == 1:
+            ((i, (member_id, known, body)),) = writes.items()
+            path = f"{self._data}/sobjects/{self._object}/{self._ext}/{quote(member_id, safe='')}"
+            response = await self._call("PATCH", path, body=body, ok=_RECORD_ANSWERS)
+            return {i: outcomes.single(self._connector, response, known)}
+        if not writes:
+            return {}
+        path = f"{self._data}/composite/sobjects/{self._object}/{self._ext}"
+        records: list[dict[str, object]] = [
+            {"attributes": {"type": self._object}, **body, self._ext: member_id}
+            for member_id, _, body in writes.values()
+        ]
+        return await self._collection(path, records, writes)
+
+    async def _write_by_id(self, writes: Mapping[int, Write]) -> dict[int, TargetOutcome]:
+        """Update records by Id: one PATCH for one record, sObject Collections for more."""
+        if len(writes) == 1:
+            ((i, (_, rid, body)),) = writes.items()
+            assert rid is not None
+            path = f"{self._data}/sobjects/{self._object}/{rid}"
+            response = await self._call("PATCH", path, body=body, ok=_RECORD_ANSWERS)
+            return {i: outcomes.single(self._connector, response, rid)}
+        if not writes:
+            return {}
+        records: list[dict[str, object]] = [
+            {"attributes": {"type": self._object}, "id": rid, **body}
+            for _, rid, body in writes.values()
+        ]
+        return await self._collection(f"{self._data}/composite/sobjects", records, writes)
+
+    async def _collection(
+        self, path: str, records: list[dict[str, object]], writes: Mapping[int, Write]
+    ) -> dict[int, TargetOutcome]:
+        body = {"allOrNone": False, "records": records}
+        response = await self._call("PATCH", path, body=body, ok={200, 400})
+        known = [rid for _, rid, _ in writes.values()]
+        return dict(zip(writes, outcomes.collection(self._connector, response, known), strict=True))
+
+
+def _account_key(name: str) -> str:
+    # SOQL's = ignores case, and only case: the cache compares names the same way.
+    return name.strip().casefold()

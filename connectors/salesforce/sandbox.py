@@ -1,0 +1,240 @@
+"""A stateful local emulator of the Salesforce REST API and of its OAuth refresh-token flow,
+as one ASGI app (see :class:`connectors._sandbox.SandboxCore`).
+
+Emulated: ``POST /services/oauth2/token`` (a built-in connected app whose refresh tokens
+are the ``tokens`` the sandbox accepts; it answers ``instance_url`` = the root it is served
+at), Bearer sessions (401 ``INVALID_SESSION_ID`` once expired), the daily API limit
+counted in a rolling 24 hours (``Sforce-Limit-Info`` on every API answer, 403
+``REQUEST_LIMIT_EXCEEDED`` beyond it), ``limits``, a SOQL subset with paging, sObject rows
+by Id and by external id (upsert: 201/200/300), sObject Collections update and upsert
+(at most 200 records), validation, a unique external id and a standard-like duplicate rule
+on Email. Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors._sandbox import SandboxCore
+from connectors.salesforce import sandbox_http as h
+from connectors.salesforce.mapping import EXTERNAL_ID_FIELD, PROFILE_URL_FIELD
+from connectors.salesforce.sandbox_rest import RestApi
+from connectors.salesforce.sandbox_store import Org, SalesforceError
+
+Handler = Callable[[Request], Awaitable[tuple[int, object]]]
+_VERSION = re.compile(r"^v(\d+)\.0$")
+
+
+class SalesforceSandbox:
+    """A Salesforce org on one ASGI app: ``app``; records in ``org``."""
+
+    #: The built-in connected app whose refresh tokens the sandbox accepts.
+    CLIENT_ID = "3MVG9sandbox.syncd.connected.app"
+    CLIENT_SECRET = "sandbox-connected-app-secret"  # noqa: S105 - a public test fixture
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (),
+        api_limit: int = 15_000,
+        external_id_field: str = EXTERNAL_ID_FIELD,
+        external_id_unique: bool = True,
+        duplicate_rule: bool = True,
+        query_batch_size: int = 2000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # core.tokens are the access tokens handed out; refresh tokens are kept apart, so
+        # expire_tokens() ends sessions while the credential stays good.
+        self.core = SandboxCore("salesforce", error_body=h.fault_body)
+        self.refresh_tokens: set[str] = set(tokens)
+        self.org = Org(
+            external_id_field=external_id_field,
+            profile_url_field=PROFILE_URL_FIELD,
+            external_id_unique=external_id_unique,
+            duplicate_rule=duplicate_rule,
+        )
+        self.usage = h.DailyUsage(api_limit, clock)
+        self.rest = RestApi(self.org, query_batch_size=query_batch_size)
+        vendor = Starlette(routes=self._routes())
+        wrapped = self.core.wrap(vendor, snapshot=self.snapshot, reset_records=self._reset)
+        self.app = h.Edge(wrapped, set_tokens=self.set_tokens, usage=self.usage.header)
+
+    # -- what tests, the demo and `syncd sandbox` use -----------------------------------
+
+    def credential(self, token: str) -> str:
+        """The keyring value that makes the client authenticate with refresh ``token``."""
+        return json.dumps(
+            {
+                "client_id": self.CLIENT_ID,
+                "client_secret": self.CLIENT_SECRET,
+                "refresh_token": token,
+            }
+        )
+
+    def config_table(self, root_url: str) -> dict[str, object]:
+        """The config keys that point a ``salesforce`` instance at this sandbox."""
+        return {"type": "salesforce", "login_url": root_url.rstrip("/")}
+
+    def set_tokens(self, tokens: Iterable[str]) -> None:
+        """Accept exactly these refresh tokens; every session handed out so far ends."""
+        self.refresh_tokens = set(tokens)
+        self.core.tokens.clear()
+        self.core.expired.clear()
+
+    def snapshot(self) -> dict[str, object]:
+        """Every record by object, and the API usage."""
+        records = {
+            obj: [self.org.view(obj, r) for r in self.org.rows(obj)] for obj in self.org.records
+        }
+        return {**records, "api_usage": {"used": self.usage.used(), "limit": self.usage.limit}}
+
+    def rows(self) -> list[dict[str, str]]:
+        """Every person (Contacts and Leads) as one display row, sorted by id."""
+        out = []
+        for obj in ("Contact", "Lead"):
+            for record in self.org.rows(obj):
+                out.append(
+                    {
+                        "id": str(record["Id"]),
+                        "name": str(self.org.view(obj, record)["Name"]),
+                        "email": record.get("Email") or "",
+                        "company": self.company_of(str(record["Id"])) or "",
+                        "title": record.get("Title") or "",
+                    }
+                )
+        return sorted(out, key=lambda row: row["id"])
+
+    def contact_count(self) -> int:
+        """How many people the org holds (Contacts and Leads)."""
+        return len(self.org.records["Contact"]) + len(self.org.records["Lead"])
+
+    def edit(self, record_id: str, field: str, value: str) -> None:
+        """Change one field of a record, as a person would in Salesforce's UI."""
+        obj = self.org.object_of(record_id) or "Contact"
+        self.org.update(obj, self.org.require(obj, record_id), {field: value})
+
+    def seed(self, obj: str, fields: Mapping[str, str], *, account: str | None = None) -> str:
+        """A record made by a person in the UI (duplicate alert dismissed); its id.
+        ``account`` links a Contact to the Account of that name, made if missing."""
+        values: dict[str, object] = dict(fields)
+        if account:
+            found = self.org.by_value("Account", "Name", account)
+            linked = found[0] if found else self.org.create("Account", {"Name": account})
+            values["AccountId"] = linked["Id"]
+        return str(self.org.create(obj, values, allow_duplicates=True)["Id"])
+
+    def company_of(self, record_id: str) -> str | None:
+        """The company a person shows: the Account's name, or the Lead's Company."""
+        obj = self.org.object_of(record_id)
+        record = self.org.find(obj, record_id) if obj else None
+        if record is None:
+            return None
+        if obj == "Lead":
+            return record.get("Company")
+        account = self.org.find("Account", record.get("AccountId") or "")
+        return account.get("Name") if account else None
+
+    def reset_api_usage(self) -> None:
+        """A new day: the rolling API count starts again."""
+        self.usage.clear()
+
+    def _reset(self) -> None:
+        for table in self.org.records.values():
+            table.clear()
+        self.usage.clear()
+        self.rest.reset()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _route(self, path: str, handler: Handler, method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            version = _VERSION.match(str(request.path_params.get("version", "")))
+            if version is None or not 20 <= int(version.group(1)) <= 66:
+                body = h.entry(
+                    SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+                )
+                return JSONResponse([body], 404)
+            if not self.core.accepts(self.core.bearer(request)):
+                failure = SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+                return JSONResponse([h.entry(failure)], 401)
+            allowed = self.usage.hit()
+            headers = {h.LIMIT_HEADER: self.usage.header()}
+            if not allowed:
+                failure = SalesforceError(
+                    403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."
+                )
+                return JSONResponse([h.entry(failure)], 403, headers)
+            try:
+                status, answer = await handler(request)
+            except SalesforceError as error:
+                return JSONResponse([h.entry(error)], error.status, headers)
+            if status == 204:
+                return Response(status_code=204, headers=headers)
+            return JSONResponse(answer, status, headers)
+
+        return Route(path, endpoint, methods=[method])
+
+    def _routes(self) -> list[Route]:
+        api, rest = "/services/data/{version}", self.rest
+        rows = api + "/sobjects/{sobject}"
+        return [
+            Route("/services/oauth2/token", self._token, methods=["POST"]),
+            self._route(api + "/limits", self._limits, "GET"),
+            self._route(api + "/query", rest.query, "GET"),
+            self._route(api + "/query/{locator}", rest.query_more, "GET"),
+            self._route(rows, rest.create, "POST"),
+            self._route(rows + "/{record_id}", rest.read, "GET"),
+            self._route(rows + "/{record_id}", rest.update, "PATCH"),
+            self._route(rows + "/{record_id}", rest.delete, "DELETE"),
+            self._route(rows + "/{field}/{value:path}", rest.read_external, "GET"),
+            self._route(rows + "/{field}/{value:path}", rest.upsert, "PATCH"),
+            self._route(api + "/composite/sobjects", rest.collection_update, "PATCH"),
+            self._route(
+                api + "/composite/sobjects/{sobject}/{field}", rest.collection_upsert, "PATCH"
+            ),
+        ]
+
+    async def _limits(self, _: Request) -> tuple[int, object]:
+        limit = self.usage.limit
+        return 200, {"DailyApiRequests": {"Max": limit, "Remaining": limit - self.usage.used()}}
+
+    async def _token(self, request: Request) -> Response:
+        # Form-encoded; parsed here so the sandbox needs no multipart library.
+        form = dict(parse_qsl((await request.body()).decode("latin-1")))
+        refused = None
+        if form.get("grant_type") != "refresh_token":
+            refused = h.oauth_error("unsupported_grant_type", "grant type not supported")
+        elif form.get("client_id") != self.CLIENT_ID:
+            refused = h.oauth_error("invalid_client_id", "client identifier invalid")
+        elif form.get("client_secret") != self.CLIENT_SECRET:
+            refused = h.oauth_error("invalid_client", "invalid client credentials")
+        elif form.get("refresh_token") not in self.refresh_tokens:
+            refused = h.oauth_error("invalid_grant", "expired access/refresh token")
+        if refused is not None:
+            return JSONResponse(refused, 400, {"Cache-Control": "no-store"})
+        root = f"{request.url.scheme}://{request.url.netloc}"
+        access = f"{self.org.org_id[:15]}!{secrets.token_urlsafe(48)}"
+        self.core.tokens.add(access)
+        issued = str(int(time.time() * 1000))
+        signature = base64.b64encode(secrets.token_bytes(32)).decode()
+        answer = {
+            "access_token": access,
+            "signature": signature,
+            "scope": "api refresh_token",
+            "instance_url": root,
+            "id": f"{root}/id/{self.org.org_id}/{self.org.user_id}",
+            "token_type": "Bearer",
+            "issued_at": issued,
+        }
+        return JSONResponse(answer, 200, {"Cache-Control": "no-store"})

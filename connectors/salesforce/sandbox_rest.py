@@ -1,0 +1,231 @@
+"""The Salesforce sandbox's REST resources over its org: query, sObject rows (by Id and by
+external id) and sObject Collections. Each handler answers ``(status, body)`` or raises
+:class:`SalesforceError`; auth, limits and error bodies are the caller's.
+
+Upsert by external id answers 201 (created), 200 (updated) or 300 with the URLs of every
+record holding the value
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm);
+collections answer 200 with one SaveResult per record, in order, and roll everything back
+on a failure when ``allOrNone`` is true
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm).
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from connectors.salesforce import sandbox_http as h
+from connectors.salesforce import sandbox_soql
+from connectors.salesforce.sandbox_store import Org, SalesforceError
+
+Answer = tuple[int, object]
+
+
+def not_found(message: str = "The requested resource does not exist") -> SalesforceError:
+    """404 NOT_FOUND, as Salesforce answers for unknown resources."""
+    return SalesforceError(404, "NOT_FOUND", message)
+
+
+class RestApi:
+    """The REST resources of one org."""
+
+    def __init__(self, org: Org, *, query_batch_size: int = 2000) -> None:
+        self.org = org
+        self.query_batch_size = query_batch_size
+        self._cursors: dict[str, list[dict[str, object]]] = {}
+
+    def reset(self) -> None:
+        """Forget open query cursors."""
+        self._cursors.clear()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def sobject(self, request: Request) -> str:
+        """The object named in the path, as the org spells it, or 404."""
+        name = str(request.path_params["sobject"])
+        obj = next((o for o in self.org.schemas if o.lower() == name.lower()), None)
+        if obj is None:
+            raise not_found()
+        return obj
+
+    def external_field(self, obj: str, name: str) -> str:
+        """The external id field named in a path, or 404 as Salesforce answers."""
+        field = self.org.field(obj, name)
+        if field is None or field not in ("Id", self.org.external_id_field):
+            raise not_found(
+                f"Provided external ID field does not exist or is not accessible: {name}"
+            )
+        return field
+
+    def url(self, request: Request, obj: str, record_id: object) -> str:
+        return f"/services/data/{request.path_params['version']}/sobjects/{obj}/{record_id}"
+
+    # -- query ---------------------------------------------------------------------------
+
+    async def query(self, request: Request) -> Answer:
+        text = request.query_params.get("q")
+        if not text:
+            raise sandbox_soql.malformed("A query string is required (parameter q).")
+        version = str(request.path_params["version"])
+        records = sandbox_soql.run(self.org, sandbox_soql.parse(text), version)
+        return 200, self._page(version, records)
+
+    async def query_more(self, request: Request) -> Answer:
+        locator = str(request.path_params["locator"])
+        rest = self._cursors.pop(locator, None)
+        if rest is None:
+            raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return 200, self._page(str(request.path_params["version"]), rest)
+
+    def _page(self, version: str, records: list[dict[str, object]]) -> dict[str, object]:
+        page, rest = records[: self.query_batch_size], records[self.query_batch_size :]
+        answer: dict[str, object] = {"totalSize": len(records), "done": not rest}
+        if rest:
+            locator = f"01g5g00000{secrets.token_hex(4).upper()}-{self.query_batch_size}"
+            self._cursors[locator] = rest
+            answer["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}"
+        answer["records"] = page
+        return answer
+
+    # -- rows by Id ----------------------------------------------------------------------
+
+    async def create(self, request: Request) -> Answer:
+        obj = self.sobject(request)
+        values = await h.json_object(request)
+        record = self.org.create(obj, values, allow_duplicates=h.allow_save(request))
+        return 201, {"id": record["Id"], "success": True, "errors": []}
+
+    async def read(self, request: Request) -> Answer:
+        obj = self.sobject(request)
+        record = self.org.require(obj, str(request.path_params["record_id"]))
+        return 200, self._view(request, obj, record)
+
+    async def update(self, request: Request) -> Answer:
+        obj = self.sobject(request)
+        record = self.org.require(obj, str(request.path_params["record_id"]))
+        self.org.update(obj, record, await h.json_object(request))
+        return 204, None
+
+    async def delete(self, request: Request) -> Answer:
+        self.org.delete(self.sobject(request), str(request.path_params["record_id"]))
+        return 204, None
+
+    def _view(self, request: Request, obj: str, record: dict[str, str | None]) -> dict[str, object]:
+        attributes = {"type": obj, "url": self.url(request, obj, record["Id"])}
+        return {"attributes": attributes, **self.org.view(obj, record)}
+
+    # -- rows by external id -------------------------------------------------------------
+
+    async def read_external(self, request: Request) -> Answer:
+        obj = self.sobject(request)
+        field = self.external_field(obj, str(request.path_params["field"]))
+        found = self.org.by_value(obj, field, str(request.path_params["value"]))
+        if not found:
+            raise not_found()
+        if len(found) > 1:
+            return 300, [self.url(request, obj, r["Id"]) for r in found]
+        return 200, self._view(request, obj, found[0])
+
+    async def upsert(self, request: Request) -> Answer:
+        obj = self.sobject(request)
+        field = self.external_field(obj, str(request.path_params["field"]))
+        value = str(request.path_params["value"])
+        values = await h.json_object(request)
+        found = self.org.by_value(obj, field, value)
+        if len(found) > 1:
+            return 300, [self.url(request, obj, r["Id"]) for r in found]
+        if found:
+            self.org.update(obj, found[0], values)
+            return 200, {"id": found[0]["Id"], "success": True, "errors": [], "created": False}
+        made = self.org.create(
+            obj, {**values, field: value}, allow_duplicates=h.allow_save(request)
+        )
+        return 201, {"id": made["Id"], "success": True, "errors": [], "created": True}
+
+    # -- sObject Collections -------------------------------------------------------------
+
+    async def collection_update(self, request: Request) -> Answer:
+        all_or_none, records = await h.collection(request)
+
+        def one(record: dict[str, object]) -> dict[str, object]:
+            obj = self._collection_type(record, None)
+            rid = record.get("id", record.get("Id"))
+            if not isinstance(rid, str) or self.org.find(obj, rid) is None:
+                raise SalesforceError(400, "MALFORMED_ID", "Id in a record is not valid", ("Id",))
+            stored = self.org.require(obj, rid)
+            self.org.update(obj, stored, h.fields_of(record, "id"))
+            return {"id": stored["Id"], "success": True, "errors": []}
+
+        return 200, self._each(records, all_or_none, one, {})
+
+    async def collection_upsert(self, request: Request) -> Answer:
+        all_or_none, records = await h.collection(request)
+        obj = self.sobject(request)
+        field = self.external_field(obj, str(request.path_params["field"]))
+        allow = h.allow_save(request)
+
+        def one(record: dict[str, object]) -> dict[str, object]:
+            self._collection_type(record, obj)
+            value = next((v for k, v in record.items() if k.lower() == field.lower()), None)
+            if not isinstance(value, str) or not value:
+                raise SalesforceError(400, "MISSING_ARGUMENT", f"{field} not specified", (field,))
+            values = h.fields_of(record, field)
+            found = self.org.by_value(obj, field, value)
+            if len(found) > 1:
+                raise SalesforceError(
+                    400,
+                    "DUPLICATE_EXTERNAL_ID",
+                    f"Duplicate external id specified: {value}",
+                    (field,),
+                )
+            if found:
+                self.org.update(obj, found[0], values)
+                return {"id": found[0]["Id"], "success": True, "errors": [], "created": False}
+            made = self.org.create(obj, {**values, field: value}, allow_duplicates=allow)
+            return {"id": made["Id"], "success": True, "errors": [], "created": True}
+
+        return 200, self._each(records, all_or_none, one, {"created": False})
+
+    def _collection_type(self, record: dict[str, object], expected: str | None) -> str:
+        kind = h.type_of(record)
+        obj = next((o for o in self.org.schemas if kind and o.lower() == kind.lower()), None)
+        if obj is None or (expected is not None and obj != expected):
+            raise SalesforceError(
+                400, "INVALID_TYPE", "Each record needs attributes.type of the request's sObject"
+            )
+        return obj
+
+    def _each(
+        self,
+        records: list[dict[str, object]],
+        all_or_none: bool,
+        one: Callable[[dict[str, object]], dict[str, object]],
+        failed_extra: dict[str, object],
+    ) -> list[dict[str, object]]:
+        """One result per record; with ``all_or_none``, any failure undoes every write."""
+        saved = copy.deepcopy(self.org.records)
+        results: list[dict[str, object]] = []
+        for record in records:
+            try:
+                results.append(one(record))
+            except SalesforceError as error:
+                errors = [h.record_error(error)]
+                results.append({"id": None, "success": False, "errors": errors, **failed_extra})
+        if all_or_none and any(r["success"] is False for r in results):
+            self.org.records = saved
+            rolled = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the "
+                "request was using AllOrNone header",
+                "fields": [],
+            }
+            results = [
+                r if r["success"] is False else {**r, "id": None, "success": False,
+                                                 "errors": [rolled]}
+                for r in results
+            ]  # fmt: skip
+        return results

@@ -1,0 +1,326 @@
+"""The Salesforce sandbox's org: Accounts, Contacts and Leads with Salesforce's validation,
+18-character ids, a unique external id field and a standard-like duplicate rule. No HTTP.
+
+Validation answers the error codes of
+https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm#statuscode
+(REQUIRED_FIELD_MISSING, INVALID_FIELD, INVALID_EMAIL_ADDRESS, STRING_TOO_LONG,
+INVALID_CROSS_REFERENCE_KEY, DUPLICATE_VALUE, DUPLICATES_DETECTED). The duplicate rule is
+like the standard Contact/Lead rule with an "Alert" action: a new record whose Email is
+already on a record of the same object is refused unless the request allows the save
+(``Sforce-Duplicate-Rule-Header: allowSave=true``).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_SUFFIX = string.ascii_uppercase + "012345"
+PREFIX = {"Account": "001", "Contact": "003", "Lead": "00Q", "User": "005", "Organization": "00D"}
+DUPLICATE_MESSAGE = (
+    "You're creating a duplicate record. We recommend you use an existing record instead."
+)
+
+
+class SalesforceError(Exception):
+    """An answer Salesforce gives instead of a result: status, code, message, fields."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: tuple[str, ...] = (),
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.extra = dict(extra or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of an object: its label (for messages), kind, length and rules."""
+
+    label: str
+    kind: str = "string"  # string | email | reference | id | datetime
+    length: int = 255
+    required: bool = False
+    writable: bool = True
+
+
+def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[str, Field]]:
+    """The fields of each object in this org, custom fields included."""
+    system = {
+        "Id": Field("Record ID", "id", 18, writable=False),
+        "OwnerId": Field("Owner ID", "reference", 18),
+        "CreatedDate": Field("Created Date", "datetime", writable=False),
+        "LastModifiedDate": Field("Last Modified Date", "datetime", writable=False),
+    }
+    person = {
+        "Name": Field("Full Name", length=121, writable=False),
+        "FirstName": Field("First Name", length=40),
+        "LastName": Field("Last Name", length=80, required=True),
+        "Email": Field("Email", "email", 80),
+        "Phone": Field("Phone", length=40),
+        "Title": Field("Title", length=128),
+        external_id_field: Field("LinkedIn Member Id", length=255),
+        profile_url_field: Field("LinkedIn Profile URL", length=255),
+    }
+    return {
+        "Account": {**system, "Name": Field("Account Name", length=255, required=True)},
+        "Contact": {
+            **system,
+            **person,
+            "AccountId": Field("Account ID", "reference", 18),
+            "MailingCity": Field("Mailing City", length=40),
+        },
+        "Lead": {
+            **system,
+            **person,
+            "Company": Field("Company", length=255, required=True),
+            "City": Field("City", length=40),
+            "Status": Field("Status", length=255, required=True),
+        },
+    }
+
+
+def make_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id: key prefix, pod, counter, and the case-safe suffix."""
+    digits = ""
+    while number:
+        number, rest = divmod(number, 62)
+        digits = _BASE62[rest] + digits
+    base = f"{prefix}5g0{digits.rjust(9, '0')}"
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << j for j, ch in enumerate(base[start : start + 5]) if ch.isupper())
+        suffix += _SUFFIX[bits]
+    return base + suffix
+
+
+def now_iso() -> str:
+    """The current time as Salesforce writes it: ``2024-05-20T20:49:32.000+0000``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+class Org:
+    """Every record of the org, keyed by object then 18-character id."""
+
+    def __init__(
+        self,
+        *,
+        external_id_field: str,
+        profile_url_field: str,
+        external_id_unique: bool = True,
+        duplicate_rule: bool = True,
+    ) -> None:
+        self.external_id_field = external_id_field
+        self.schemas = schemas(external_id_field, profile_url_field)
+        self.external_id_unique = external_id_unique
+        self.duplicate_rule = duplicate_rule
+        self.user_id = make_id(PREFIX["User"], 1)
+        self.org_id = make_id(PREFIX["Organization"], 1)
+        self.records: dict[str, dict[str, dict[str, str | None]]] = {o: {} for o in self.schemas}
+        self._counter = 0
+
+    # -- reading -------------------------------------------------------------------------
+
+    def object_of(self, record_id: str) -> str | None:
+        """The object a record id belongs to, by its key prefix."""
+        return next((o for o, p in PREFIX.items() if record_id.startswith(p)), None)
+
+    def field(self, obj: str, name: str) -> str | None:
+        """The field's API name as the schema spells it (names are case-insensitive)."""
+        return next((f for f in self.schemas[obj] if f.lower() == name.lower()), None)
+
+    def find(self, obj: str, record_id: str) -> dict[str, str | None] | None:
+        """A record by its 18- or 15-character id."""
+        table = self.records.get(obj, {})
+        if len(record_id) == 15:
+            return next((r for k, r in table.items() if k[:15] == record_id), None)
+        return table.get(record_id)
+
+    def require(self, obj: str, record_id: str) -> dict[str, str | None]:
+        """A record by id, or 404 NOT_FOUND."""
+        record = self.find(obj, record_id)
+        if record is None:
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+        return record
+
+    def by_value(self, obj: str, field: str, value: str) -> list[dict[str, str | None]]:
+        """Records whose ``field`` equals ``value``, ignoring case (as SOQL's = does)."""
+        wanted = value.casefold()
+        return [r for r in self.rows(obj) if (r.get(field) or "").casefold() == wanted]
+
+    def rows(self, obj: str) -> Iterator[dict[str, str | None]]:
+        """Every record of ``obj``, oldest first."""
+        return iter(list(self.records[obj].values()))
+
+    def view(self, obj: str, record: Mapping[str, str | None]) -> dict[str, str | None]:
+        """A record with its computed fields (``Name`` of a person)."""
+        out = dict(record)
+        if obj in ("Contact", "Lead"):
+            out["Name"] = " ".join(
+                p for p in (record.get("FirstName"), record.get("LastName")) if p
+            )
+        return out
+
+    # -- writing -------------------------------------------------------------------------
+
+    def create(
+        self, obj: str, values: Mapping[str, object], *, allow_duplicates: bool = False
+    ) -> dict[str, str | None]:
+        """A new record, validated; raises SalesforceError as Salesforce would answer."""
+        clean = self.validate(obj, values)
+        defaults: dict[str, str | None] = {f: None for f in self.schemas[obj]}
+        if obj != "Account":
+            del defaults["Name"]  # a person's Name is computed (see view)
+        if obj == "Lead":
+            defaults["Status"] = "Open - Not Contacted"
+        record = {**defaults, **{k: v for k, v in clean.items() if v is not None}}
+        self._check_record(obj, record, None)
+        if self.duplicate_rule and not allow_duplicates and obj in ("Contact", "Lead"):
+            self._duplicate_rule(obj, record)
+        self._counter += 1
+        stamp = now_iso()
+        record |= {"Id": make_id(PREFIX[obj], self._counter), "CreatedDate": stamp}
+        record |= {"LastModifiedDate": stamp, "OwnerId": record.get("OwnerId") or self.user_id}
+        self.records[obj][str(record["Id"])] = record
+        return record
+
+    def update(self, obj: str, record: dict[str, str | None], values: Mapping[str, object]) -> None:
+        """Change fields of ``record``, validated; nothing changes on an error."""
+        clean = self.validate(obj, values)
+        merged = {**record, **clean}
+        self._check_record(obj, merged, record.get("Id"))
+        record |= clean
+        record["LastModifiedDate"] = now_iso()
+
+    def delete(self, obj: str, record_id: str) -> None:
+        """Remove a record (Salesforce's recycle bin is not emulated)."""
+        record = self.require(obj, record_id)
+        del self.records[obj][str(record["Id"])]
+
+    def validate(self, obj: str, values: Mapping[str, object]) -> dict[str, str | None]:
+        """``values`` as stored strings (null clears), or the error Salesforce answers."""
+        schema = self.schemas[obj]
+        out: dict[str, str | None] = {}
+        for key, raw in values.items():
+            name = self.field(obj, key)
+            if name is None:
+                raise SalesforceError(
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj}"
+                )
+            spec = schema[name]
+            if not spec.writable:
+                raise SalesforceError(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}. Please check the security "
+                    "settings of this field and verify that it is read/write for your "
+                    "profile or permission set.",
+                    (name,),
+                )
+            out[name] = self._value(obj, name, spec, raw)
+        return out
+
+    def _value(self, obj: str, name: str, spec: Field, raw: object) -> str | None:
+        if raw is None or raw == "":
+            return None
+        if isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        if not isinstance(raw, str | int | float):
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string for {name}"
+            )
+        value = str(raw)
+        if len(value) > spec.length:
+            raise SalesforceError(
+                400,
+                "STRING_TOO_LONG",
+                f"{spec.label}: data value too large: {value} (max length={spec.length})",
+                (name,),
+            )
+        if spec.kind == "email" and not _EMAIL.match(value):
+            raise SalesforceError(
+                400,
+                "INVALID_EMAIL_ADDRESS",
+                f"{spec.label}: invalid email address: {value}",
+                (name,),
+            )
+        if spec.kind == "reference":
+            target = self.object_of(value)
+            if target is None or (target != "User" and self.find(target, value) is None):
+                raise SalesforceError(
+                    400,
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"{spec.label}: id value of incorrect type: {value}",
+                    (name,),
+                )
+        return value
+
+    def _check_record(self, obj: str, record: Mapping[str, str | None], own: str | None) -> None:
+        missing = [
+            f for f, spec in self.schemas[obj].items() if spec.required and not record.get(f)
+        ]
+        if missing:
+            raise SalesforceError(
+                400,
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                tuple(missing),
+            )
+        key = record.get(self.external_id_field)
+        if self.external_id_unique and key and obj in ("Contact", "Lead"):
+            taken = [r for r in self.by_value(obj, self.external_id_field, key) if r["Id"] != own]
+            if taken:
+                raise SalesforceError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {self.external_id_field} duplicates value on "
+                    f"record with id: {taken[0]['Id']}",
+                )
+
+    def _duplicate_rule(self, obj: str, record: Mapping[str, str | None]) -> None:
+        email = record.get("Email")
+        same = self.by_value(obj, "Email", email) if email else []
+        if not same:
+            return
+        matches = [
+            {
+                "additionalInformation": [],
+                "fieldDiffs": [],
+                "matchConfidence": 100.0,
+                "record": {"attributes": {"type": obj}, "Id": r["Id"]},
+            }
+            for r in same
+        ]
+        result = {
+            "allowSave": True,
+            "duplicateRule": f"Standard_{obj}_Duplicate_Rule",
+            "duplicateRuleEntityType": obj,
+            "errorMessage": DUPLICATE_MESSAGE,
+            "matchResults": [
+                {
+                    "entityType": obj,
+                    "errors": [],
+                    "matchEngine": "ExactMatchEngine",
+                    "matchRecords": matches,
+                    "rule": f"Standard_{obj}_Match_Rule_v1_1",
+                    "size": len(matches),
+                    "success": True,
+                }
+            ],
+        }
+        raise SalesforceError(
+            400, "DUPLICATES_DETECTED", DUPLICATE_MESSAGE, extra={"duplicateResult": result}
+        )
