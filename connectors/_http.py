@@ -17,8 +17,15 @@ from typing import Any
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
+from connectors._ratelimit import Limiter
 from sync.errors import (
     AuthError,
     ConnectorError,
@@ -26,6 +33,7 @@ from sync.errors import (
     RecordRejected,
     RetryableError,
     SyncdError,
+    WriteUncertain,
 )
 
 Classifier = Callable[[str, httpx.Response], SyncdError]
@@ -38,17 +46,22 @@ REJECTED_STATUSES = frozenset({400, 404, 409, 410, 413, 422})
 class RetryPolicy:
     """How hard to try before a request is a final failure."""
 
-    attempts: int = 6
+    attempts: int = 12
     initial_delay: float = 0.5
     max_delay: float = 30.0
+    #: The whole budget: past it, a request that still fails is a final failure. With
+    #: equal jitter the 12 attempts alone take at least ~90 s, so a CRM that is down
+    #: for half a minute is waited out, while a dead one is reported within minutes.
+    deadline: float = 180.0
     #: How to wait; tests pass a recorder that returns at once, so nothing really sleeps
     #: and the waits asked for can be checked.
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
     def delay(self, state: RetryCallState) -> float:
-        """Exponential backoff with full jitter, never shorter than the server asked."""
+        """Exponential backoff with equal jitter (half fixed, half random, so the budget
+        has a known floor), never shorter than the server asked."""
         backoff = min(self.max_delay, self.initial_delay * 2 ** (state.attempt_number - 1))
-        delay = random.uniform(0, backoff)  # noqa: S311 - jitter, not cryptography
+        delay: float = backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311 - jitter
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryableError) and error.retry_after == 0:
             return 0.0
@@ -119,22 +132,41 @@ async def send(
     classify: Classifier = classify_response,
     ok: Container[int] = range(200, 300),
     refresh: Callable[[], Awaitable[None]] | None = None,
+    idempotent: bool | None = None,
+    limiter: Limiter | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request, retrying what can succeed later; return a response whose status
     is in ``ok`` or raise the error it stands for.
 
-    A 401 calls ``refresh`` once (when given) and tries again with the new token.
+    A 401 calls ``refresh`` once (when given) and tries again with the new token. A request
+    that is not ``idempotent`` (by default: POST) is not sent again after the connection
+    broke once it may have reached the CRM: :class:`WriteUncertain` is raised instead, and
+    the caller re-runs the whole upsert, which finds by identity what the lost write made.
+    With a ``limiter``, every attempt (retries too) first waits for room in the CRM's rate
+    window, and every answer corrects it.
     """
     refreshed = False
+    safe = method.upper() != "POST" if idempotent is None else idempotent
 
     async def attempt_once() -> httpx.Response:
         nonlocal refreshed
         try:
-            response = await client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(connector, f"{connector} did not answer in time") from exc
-        except httpx.TransportError as exc:
+            if limiter is None:
+                response = await client.request(method, url, **kwargs)
+            else:
+                async with limiter.slot():
+                    response = await client.request(method, url, **kwargs)
+                    limiter.observe(response)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # it never left
+            raise RetryableError(connector, f"{connector} cannot be reached") from exc
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            if not safe:
+                raise WriteUncertain(
+                    connector, f"{connector} did not confirm a write (the connection broke)"
+                ) from exc
+            if isinstance(exc, httpx.TimeoutException):
+                raise RetryableError(connector, f"{connector} did not answer in time") from exc
             raise RetryableError(connector, f"{connector} cannot be reached") from exc
         if response.status_code in ok:
             return response
@@ -146,9 +178,11 @@ async def send(
         raise error
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
         wait=policy.delay,
-        retry=retry_if_exception_type(RetryableError),
+        retry=retry_if_exception(
+            lambda e: isinstance(e, RetryableError) and not isinstance(e, WriteUncertain)
+        ),
         sleep=policy.sleep,
         reraise=True,
     )

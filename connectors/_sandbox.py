@@ -14,7 +14,14 @@ GET      /_sandbox/violations         requests with a method the API must never 
 PUT      /_sandbox/tokens             ``{"tokens": [...]}``: the credentials it accepts
 POST     /_sandbox/expire-tokens      every current token now answers 401
 POST     /_sandbox/faults             ``{"status", "retry_after", "count", "path_prefix",
-                                      "latency_ms"}``: the next ``count`` requests fail
+                                      "latency_ms", "body", "content_type"}``: the next
+                                      ``count`` requests fail (``body``: a raw answer, text)
+POST     /_sandbox/network            ``{"outage_seconds"}``: refuse connections that long;
+                                      ``{"reset" | "lose_response": count, "path_prefix",
+                                      "method"}``:
+                                      cut the next ``count`` matching requests with a TCP
+                                      reset, before the write or after it was applied
+                                      (needs the :mod:`connectors._faultnet` proxy)
 POST     /_sandbox/reset              forget records, requests, faults
 =======  ===========================  ==================================================
 """
@@ -25,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -59,6 +66,24 @@ class _Fault:
     retry_after: float | None
     remaining: int
     path_prefix: str
+    body: bytes | None = None
+    content_type: str | None = None
+
+
+@dataclass(slots=True)
+class _NetFault:
+    kind: str  # "reset" (before the vendor sees the request) or "lose_response" (after)
+    remaining: int
+    path_prefix: str
+    method: str = ""  # "" = any
+
+
+class Network(Protocol):
+    """What the sandbox needs of the proxy in front of it (:class:`FaultProxy`)."""
+
+    def outage(self, seconds: float) -> None: ...
+
+    def doom(self, upstream_port: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +141,9 @@ class SandboxCore:
         self.violations: list[RecordedRequest] = []
         self.latency_ms = 0
         self._faults: deque[_Fault] = deque()
+        self._net_faults: deque[_NetFault] = deque()
+        #: The proxy in front of this sandbox, when it is served over the network.
+        self.network: Network | None = None
 
     # -- knobs -------------------------------------------------------------------------
 
@@ -126,9 +154,21 @@ class SandboxCore:
         retry_after: float | None = None,
         count: int = 1,
         path_prefix: str = "",
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> None:
-        """Answer the next ``count`` matching vendor requests with ``status``."""
-        self._faults.append(_Fault(status, retry_after, count, path_prefix))
+        """Answer the next ``count`` matching vendor requests with ``status``; with ``body``,
+        that raw body (e.g. an HTML page or broken JSON) instead of the vendor's error."""
+        self._faults.append(_Fault(status, retry_after, count, path_prefix, body, content_type))
+
+    def break_next(
+        self, kind: str, *, count: int = 1, path_prefix: str = "", method: str = ""
+    ) -> None:
+        """Cut the next ``count`` matching requests with a TCP reset: ``"reset"`` before
+        the vendor sees them, ``"lose_response"`` after the vendor applied them."""
+        if kind not in ("reset", "lose_response"):
+            raise ValueError(f"unknown network fault {kind!r}")
+        self._net_faults.append(_NetFault(kind, count, path_prefix, method.upper()))
 
     def expire_tokens(self) -> None:
         """Every token accepted so far now answers 401."""
@@ -140,6 +180,7 @@ class SandboxCore:
         self.requests.clear()
         self.violations.clear()
         self._faults.clear()
+        self._net_faults.clear()
         self.latency_ms = 0
 
     # -- helpers for vendor routes ------------------------------------------------------
@@ -200,8 +241,23 @@ class SandboxCore:
                     retry_after=body.get("retry_after"),
                     count=int(body.get("count", 1)),
                     path_prefix=str(body.get("path_prefix", "")),
+                    body=None if body.get("body") is None else str(body["body"]).encode(),
+                    content_type=str(body["content_type"]) if body.get("content_type") else None,
                 )
             return JSONResponse({"pending_faults": len(self._faults)})
+
+        async def network(request: Request) -> Response:
+            body = await request.json()
+            if self.network is None:
+                return JSONResponse({"error": "this sandbox is not behind a fault proxy"}, 409)
+            if "outage_seconds" in body:
+                self.network.outage(float(body["outage_seconds"]))
+            for kind in ("reset", "lose_response"):
+                if kind in body:
+                    prefix = str(body.get("path_prefix", ""))
+                    method = str(body.get("method", ""))
+                    self.break_next(kind, count=int(body[kind]), path_prefix=prefix, method=method)
+            return JSONResponse({"pending_network_faults": len(self._net_faults)})
 
         async def reset(_: Request) -> Response:
             self.reset()
@@ -216,8 +272,20 @@ class SandboxCore:
             Route(p + "tokens", tokens, methods=["PUT"]),
             Route(p + "expire-tokens", expire, methods=["POST"]),
             Route(p + "faults", faults, methods=["POST"]),
+            Route(p + "network", network, methods=["POST"]),
             Route(p + "reset", reset, methods=["POST"]),
         ]
+
+    def _take_net_fault(self, method: str, path: str) -> _NetFault | None:
+        if self.network is None:
+            return None
+        for fault in self._net_faults:
+            if path.startswith(fault.path_prefix) and fault.method in ("", method):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._net_faults.remove(fault)
+                return fault
+        return None
 
     def _take_fault(self, path: str) -> _Fault | None:
         for fault in self._faults:
@@ -243,11 +311,16 @@ class _SandboxApp:
             return
         core = self.core
         status_seen = 0
+        net_fault = core._take_net_fault(scope["method"], scope["path"])
+        client = scope.get("client")
+        peer_port = int(client[1]) if client else 0
 
         async def recording_send(message: Message) -> None:
             nonlocal status_seen
             if message["type"] == "http.response.start":
                 status_seen = int(message["status"])
+                if net_fault is not None and core.network is not None:
+                    core.network.doom(peer_port)  # before the first byte of the answer
             await send(message)
 
         if core.latency_ms:
@@ -258,15 +331,25 @@ class _SandboxApp:
             response: ASGIApp = JSONResponse(
                 core.error_body(405, f"method {method} is not allowed"), status_code=405
             )
+        elif net_fault is not None and net_fault.kind == "reset":
+            response = Response(status_code=502)  # never seen: the connection is reset
         elif (fault := core._take_fault(path)) is not None:
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = str(int(fault.retry_after))
-            response = JSONResponse(
-                core.error_body(fault.status, "injected fault"),
-                status_code=fault.status,
-                headers=headers,
-            )
+            if fault.body is not None:
+                response = Response(
+                    fault.body,
+                    status_code=fault.status,
+                    headers=headers,
+                    media_type=fault.content_type,
+                )
+            else:
+                response = JSONResponse(
+                    core.error_body(fault.status, "injected fault"),
+                    status_code=fault.status,
+                    headers=headers,
+                )
         else:
             response = self.vendor
         await response(scope, receive, recording_send)
@@ -324,6 +407,17 @@ class SandboxControl:
         """Replace the credentials the sandbox accepts."""
         self._json("PUT", "/tokens", {"tokens": list(tokens)})
 
+    def break_next(
+        self, kind: str, *, count: int = 1, path_prefix: str = "", method: str = ""
+    ) -> None:
+        """Cut the next ``count`` matching requests with a TCP reset (see SandboxCore)."""
+        body = {kind: count, "path_prefix": path_prefix, "method": method}
+        self._json("POST", "/network", body)
+
+    def outage(self, seconds: float) -> None:
+        """Refuse connections for ``seconds``, as a CRM that is down."""
+        self._json("POST", "/network", {"outage_seconds": seconds})
+
     def expire_tokens(self) -> None:
         """Make every current token answer 401."""
         self._json("POST", "/expire-tokens")
@@ -335,8 +429,11 @@ class SandboxControl:
         retry_after: float | None = None,
         count: int = 1,
         path_prefix: str = "",
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> None:
-        """Make the next ``count`` vendor requests fail with ``status``."""
+        """Make the next ``count`` vendor requests fail with ``status`` (and ``body``, which
+        travels as UTF-8 text)."""
         self._json(
             "POST",
             "/faults",
@@ -345,6 +442,8 @@ class SandboxControl:
                 "retry_after": retry_after,
                 "count": count,
                 "path_prefix": path_prefix,
+                "body": None if body is None else body.decode("utf-8"),
+                "content_type": content_type,
             },
         )
 

@@ -3,8 +3,10 @@
 While a batch is in flight, the selections that arrive for the same CRM wait in line; when
 it returns, everything waiting (up to the CRM's batch size) leaves in the next call. One
 selection alone is sent at once — batching never adds latency, it only saves requests when
-work piles up (a `--from-file` import, a CRM that slowed down). Each waiting selection gets
-its own contact's outcome, or the error that stopped the whole call.
+work piles up (a `--from-file` import, a CRM that slowed down). One call per CRM is in
+flight at a time (``in_flight=1``): two overlapping calls could both decide to create the
+same person, organisation or custom field, which no CRM here prevents for us. Each waiting
+selection gets its own contact's outcome, or the error that stopped the whole call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class _Waiting:
 class Batcher:
     """Feeds one CRM: :meth:`submit` from any task, :meth:`run` in the daemon's task group."""
 
-    def __init__(self, upsert: Upsert, *, max_batch: int = 100, in_flight: int = 2) -> None:
+    def __init__(self, upsert: Upsert, *, max_batch: int = 100, in_flight: int = 1) -> None:
         self._upsert = upsert
         self._max_batch = max_batch
         self._in_flight = in_flight

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,6 +19,7 @@ from sync.errors import UsageError
 from sync.refs import BadLine, parse_ref, read_refs
 
 CHUNK = 1000  # refs per control call
+CHUNK_BYTES = 512 * 1024  # and at most this much JSON: the daemon refuses bodies over 1 MiB
 POLL_SECONDS = 30.0
 OK = {"created", "updated", "unchanged"}
 
@@ -56,6 +57,21 @@ def collect_refs(args: argparse.Namespace) -> tuple[list[str], int]:
     if not refs:
         raise UsageError("no person to add; give a profile URL or publicId, or --from-file F")
     return refs, bad
+
+
+def chunks(refs: list[str]) -> Iterator[list[str]]:
+    """``refs`` in control calls of at most CHUNK refs and about CHUNK_BYTES of JSON."""
+    chunk: list[str] = []
+    size = 0
+    for ref in refs:
+        cost = len(json.dumps(ref)) + 2
+        if chunk and (len(chunk) == CHUNK or size + cost > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(ref)
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def exit_code(selections: Iterable[dict[str, Any]]) -> int:
@@ -106,8 +122,8 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
     client = ControlClient(socket_path(args.config))
     accepted: list[dict[str, Any]] = []
     paused = False
-    for start in range(0, len(refs), CHUNK):
-        answer = client.add(refs[start : start + CHUNK], to, args.with_messages)
+    for chunk in chunks(refs):
+        answer = client.add(chunk, to, args.with_messages)
         accepted.extend(answer["selections"])
         paused = paused or bool(answer.get("paused"))
     if args.no_wait:

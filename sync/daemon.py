@@ -29,7 +29,7 @@ log = structlog.get_logger("syncd.daemon")
 
 #: Selections accepted but not yet taken by a worker; beyond it, POST waits (backpressure).
 QUEUE_LIMIT = 1000
-WORKERS = 8
+WORKERS = 32
 #: How long SIGTERM lets in-flight selections finish before the rest is left to the journal.
 DRAIN_SECONDS = 10.0
 
@@ -124,6 +124,17 @@ async def _replay(
             await queue.send(selection)
 
 
+async def _feed_backlog(queue: ObjectSendStream[Selection], state: DaemonState) -> None:
+    """Move what the API could not queue at once into the queue, in order, as room frees."""
+    async with queue:
+        while True:
+            await state.backlog_ready.wait()
+            while state.backlog:
+                await queue.send(state.backlog[0])
+                state.backlog.popleft()
+            state.backlog_ready = anyio.Event()
+
+
 async def _watch_signals(stopping: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for received in signals:
@@ -172,6 +183,7 @@ async def run_daemon(
             replayed = await journal.replay()
             state.journal_damaged = [p.name for p in replayed.damaged]
             tg.start_soon(_replay, replayed.selections, send.clone(), state, journal, config.crms)
+            tg.start_soon(_feed_backlog, send.clone(), state)
             if handle_signals:
                 tg.start_soon(_watch_signals, stopping)
             log.info("daemon.started", pid=os.getpid(), version=VERSION)

@@ -137,6 +137,11 @@ class RetryableError(ConnectorError):
         self.retry_after = retry_after
 
 
+class WriteUncertain(RetryableError):
+    """A write whose answer was lost: it may or may not have been applied. Never resent
+    as is; the whole upsert is run again, and finds by identity what the write made."""
+
+
 class RecordRejected(ConnectorError):
     """The API refused this record (validation, conflict); retrying will not help."""
 

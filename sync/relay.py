@@ -22,11 +22,15 @@ from sync.errors import (
     RecordRejected,
     RetryableError,
     SyncdError,
+    WriteUncertain,
 )
 from sync.instances import Instances
 from sync.state import CRMHealth, DaemonState, Selection
 
 log = structlog.get_logger("syncd.relay")
+
+#: How often a batch whose write was not confirmed is run again from its matching step.
+UPSERT_ATTEMPTS = 4
 
 
 def failure(error: SyncdError) -> TargetOutcome:
@@ -73,8 +77,17 @@ class Relay:
             task_status.started()
 
     async def _upsert(self, name: str, contacts: Sequence[Contact]) -> list[TargetOutcome]:
-        crm = await self._instances.crm(name)
-        return await crm.upsert_contacts(contacts)
+        """One batch into one CRM. A write whose answer was lost is never resent as is: the
+        whole upsert runs again and finds by identity what the lost write made (P5)."""
+        for attempt in range(1, UPSERT_ATTEMPTS + 1):
+            crm = await self._instances.crm(name)
+            try:
+                return await crm.upsert_contacts(contacts)
+            except WriteUncertain:
+                if attempt == UPSERT_ATTEMPTS:
+                    raise
+                log.warning("target.write_uncertain", crm=name, attempt=attempt)
+        raise AssertionError("unreachable")
 
     async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
         """Every target's outcome for ``selection``; never raises for a connector problem."""

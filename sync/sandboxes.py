@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import registry
+from connectors._faultnet import FaultProxy
 from sync.asgi import bind_loopback, serve, url_of
 
 
@@ -25,9 +26,12 @@ class RunningSandbox:
 
     instance: str  # "source", or the CRM instance name ("hubspot", "hubspot-eu", ...)
     type: str
-    url: str  # the server's root; control endpoints are at <url>/_sandbox/
+    url: str  # what configs point at: the fault proxy in front of the sandbox's server
     sandbox: Any
     token: str
+    #: The sandbox's server itself, bypassing the proxy: its ``/_sandbox/`` control
+    #: endpoints stay reachable while the proxy simulates an outage.
+    control_url: str = ""
 
     @property
     def kind(self) -> str:
@@ -64,7 +68,11 @@ async def start_sandboxes(
         sandbox = factory(tokens=[token])
         sock = bind_loopback()
         await tg.start(partial(serve, sandbox.app, sock, graceful_seconds=1))
-        running[name] = RunningSandbox(name, type_name, url_of(sock), sandbox, token)
+        proxy = FaultProxy(sock.getsockname()[1])
+        port = await tg.start(proxy.serve)
+        sandbox.core.network = proxy
+        url = f"http://127.0.0.1:{port}"
+        running[name] = RunningSandbox(name, type_name, url, sandbox, token, url_of(sock))
     return running
 
 
@@ -104,8 +112,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 print(text)
             for name, sandbox in running.items():
                 print(
-                    f"{sandbox.type} sandbox at {sandbox.url}; its test credential: "
-                    f"{sandbox.credential}  (store it with `syncd auth set {name}`)"
+                    f"{sandbox.type} sandbox at {sandbox.url} (control, bypassing the "
+                    f"simulated network: {sandbox.control_url}/_sandbox/); its test "
+                    f"credential: {sandbox.credential}  (store it with `syncd auth set {name}`)"
                 )
             print("ready: press Ctrl-C to stop", flush=True)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

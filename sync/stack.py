@@ -13,11 +13,13 @@ import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
 
 from connectors import registry
+from connectors._http import RetryPolicy
 from sync import log
 from sync.config import load
 from sync.daemon import DaemonHandle, run_daemon
@@ -64,6 +66,7 @@ async def throwaway_stack(
     *,
     crms: Collection[str] | Mapping[str, str] | None = None,
     daemon: Mapping[str, object] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Stack]:
     """Run sandboxes and a daemon under ``root`` until the block ends.
 
@@ -105,7 +108,7 @@ async def throwaway_stack(
         config = load(config_path)
         log.configure(config.daemon.log_level, config.daemon.log_path())
         store = MemoryTokenStore({name: sb.credential for name, sb in running.items()})
-        handle = await tg.start(run_daemon, config, store)
+        handle = await tg.start(partial(run_daemon, config, store, retry=retry))
         try:
             yield Stack(root, env, config_path, running, handle)
         finally:

@@ -83,6 +83,10 @@ class DaemonState:
         self.health: dict[str, CRMHealth] = {name: CRMHealth() for name in crm_names}
         self.source_health = CRMHealth()
         self.busy = 0
+        #: Accepted (and journaled) selections waiting for room in the workers' queue; the
+        #: API never keeps a caller waiting on it (see sync/daemon.py::_feed_backlog).
+        self.backlog: deque[Selection] = deque()
+        self.backlog_ready = anyio.Event()
         #: Journal files that could not be read back at start, set aside in damaged/.
         self.journal_damaged: list[str] = []
         self._pending = 0

@@ -15,6 +15,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from connectors._http import RetryPolicy
+from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.pipedrive.client import PipedriveCRM
 from connectors.pipedrive.sandbox import PROFILE_FIELD, PipedriveSandbox
@@ -99,6 +100,7 @@ def make_crm(
     overwrite: OverwritePolicy = "empty-only",
     options: dict[str, object] | None = None,
     strict: bool = False,
+    limiter: Limiter | None = None,
 ) -> PipedriveCRM:
     settings = ConnectorSettings(
         "pipedrive",
@@ -113,6 +115,7 @@ def make_crm(
         credential,
         transport=httpx.ASGITransport(app=sandbox.app),
         retry=RetryPolicy(attempts=4, sleep=sleep or SleepRecorder()),
+        limiter=limiter,
     )
 
 
@@ -659,7 +662,7 @@ class TestRateLimits:
         sandbox = PipedriveSandbox(tokens=[TOKEN], burst=3, search_burst=2)
         sleeps = AdvancingSleep()
         sandbox.limits.clock = sleeps.clock
-        crm = make_crm(sandbox, sleep=sleeps)
+        crm = make_crm(sandbox, sleep=sleeps, limiter=Unlimited())  # no pacing: draw the 429
         outcomes = await crm.upsert_contacts([ADA, person(2)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created", "created"]

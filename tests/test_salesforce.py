@@ -13,6 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from connectors._http import RetryPolicy
+from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.salesforce import sandbox_soql, soql
 from connectors.salesforce.client import SalesforceCRM
@@ -115,6 +116,7 @@ def make_crm(
     sleep: SleepRecorder | None = None,
     overwrite: OverwritePolicy = "empty-only",
     attempts: int = 4,
+    limiter: Limiter | None = None,
     **options: object,
 ) -> SalesforceCRM:
     settings = ConnectorSettings(
@@ -129,6 +131,7 @@ def make_crm(
         credential if credential is not None else sandbox.credential(TOKEN),
         transport=transport or httpx.ASGITransport(app=sandbox.app),
         retry=RetryPolicy(attempts=attempts, sleep=sleep or SleepRecorder()),
+        limiter=limiter,
     )
 
 
@@ -342,7 +345,7 @@ class TestApiLimits:
         """A 403 REQUEST_LIMIT_EXCEEDED waits and tries again; the upsert then succeeds."""
         sandbox = SalesforceSandbox(tokens=[TOKEN], api_limit=2)
         sleeps = NewDay(sandbox)
-        crm = make_crm(sandbox, sleep=sleeps)
+        crm = make_crm(sandbox, sleep=sleeps, limiter=Unlimited())  # no pacing: draw the 403
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert outcome.outcome == "created"
@@ -355,7 +358,7 @@ class TestApiLimits:
         """When the limit stays used up, the call fails as retryable, never as AuthError."""
         sandbox = SalesforceSandbox(tokens=[TOKEN], api_limit=1)
         sleeps = SleepRecorder()
-        crm = make_crm(sandbox, sleep=sleeps, attempts=3)
+        crm = make_crm(sandbox, sleep=sleeps, attempts=3, limiter=Unlimited())
         with pytest.raises(RetryableError) as caught:
             await crm.upsert_contacts([ADA])
         await crm.aclose()

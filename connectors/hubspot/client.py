@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 import httpx
 
 from connectors._http import RetryPolicy, json_object, send
+from connectors._ratelimit import Layered, Limiter
 from connectors.base import (
     Candidate,
     ConnectorSettings,
@@ -28,7 +29,7 @@ from connectors.base import (
     fields_to_write,
     match,
 )
-from connectors.hubspot import auth
+from connectors.hubspot import auth, ratelimit
 from connectors.hubspot.companies import Companies, association
 from connectors.hubspot.lookup import Lookup, candidate, record, records
 from connectors.hubspot.mapping import (
@@ -63,10 +64,17 @@ class HubSpotCRM:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
+        limiter: Limiter | None = None,
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
         self._retry = retry
+        if limiter is None:
+            window, search = ratelimit.limiters(retry.sleep)
+            self._limiter: Limiter = window
+            self._search_limiter: Limiter = Layered([search, window])
+        else:
+            self._limiter = self._search_limiter = limiter
         self._bearer = auth.Bearer()
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, transport=transport, auth=self._bearer, timeout=30.0
@@ -122,12 +130,15 @@ class HubSpotCRM:
         body: object = None,
         params: Mapping[str, str] | None = None,
         ok: Container[int] = _OK,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
+        """One API call; ``idempotent=True`` marks a POST that only reads (batch/read,
+        search), which may be sent again after a broken connection."""
         if self._problem is not None:
             raise self._problem
         if self._oauth is not None and self._bearer.token is None:
             await self._refresh()
-        extra: dict[str, object] = {} if body is None else {"json": body}
+        extra: dict[str, Any] = {} if body is None else {"json": body}
         return await send(
             self._http,
             method,
@@ -137,6 +148,8 @@ class HubSpotCRM:
             classify=auth.classify,
             ok=ok,
             refresh=self._refresh if self._oauth is not None else None,
+            idempotent=idempotent,
+            limiter=self._search_limiter if path.endswith("/search") else self._limiter,
             params=params,
             **extra,
         )

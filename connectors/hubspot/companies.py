@@ -49,7 +49,8 @@ class Companies:
             "properties": ["name"],
             "limit": 100,
         }
-        found = records(self._connector, await self._call("POST", f"{COMPANIES}/search", body=body))
+        answer = await self._call("POST", f"{COMPANIES}/search", body=body, idempotent=True)
+        found = records(self._connector, answer)
         if found:
             company_id = min((r["id"] for r in found), key=lambda i: (len(i), i))
         else:

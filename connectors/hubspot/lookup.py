@@ -85,7 +85,8 @@ class Lookup:
                 "inputs": [{"id": key} for key in unique[start : start + 100]],
                 "properties": list(READ_PROPERTIES),
             }
-            response = await self._call("POST", f"{CONTACTS}/batch/read", body=body, ok={200, 207})
+            path = f"{CONTACTS}/batch/read"
+            response = await self._call("POST", path, body=body, ok={200, 207}, idempotent=True)
             out |= {r["id"]: r for r in records(self._connector, response)}
         return out
 
@@ -100,7 +101,7 @@ class Lookup:
                 "limit": PAGE,
                 "after": after,
             }
-            response = await self._call("POST", f"{CONTACTS}/search", body=body)
+            response = await self._call("POST", f"{CONTACTS}/search", body=body, idempotent=True)
             answer = json_object(self._connector, response)
             out += records(self._connector, response)
             paging = answer.get("paging")

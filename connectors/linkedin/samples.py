@@ -212,11 +212,26 @@ def sample_people() -> list[SamplePerson]:
     return copy.deepcopy(people)
 
 
+def generated_people(count: int, *, first_index: int = 1000) -> list[SamplePerson]:
+    """``count`` plain fictional people (email, company, title) for bulk runs and fault
+    tests; publicIds ``person-<n>``, member ids ``urn:li:member:<2000 + n>``."""
+    people: list[SamplePerson] = []
+    for n in range(first_index, first_index + count):
+        person = profile(n, f"person-{n}", f"First{n}", f"Last{n}")
+        person["headline"] = "Buyer"
+        company = f"Company {n % 97}"
+        person["positions"] = [_pos("Buyer", company, f"company-{n % 97}.example")]
+        contact: ContactInfo = {"emailAddress": f"person.{n}@company-{n % 97}.example"}
+        people.append({"profile": person, "contactInfo": contact, "messages": []})
+    return people
+
+
 __all__ = [
     "LONG_COMPANY",
     "LONG_HEADLINE",
     "ME",
     "SamplePerson",
+    "generated_people",
     "messages_for",
     "profile",
     "sample_people",

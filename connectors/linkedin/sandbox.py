@@ -146,6 +146,11 @@ class LinkedInSandbox:
             person["messages"] = _newest_first(person.get("messages", []))
             self._people[profile["publicId"]] = person
 
+    def set_rate_limit(self, limit: int, interval: float) -> None:
+        """Allow ``limit`` requests per ``interval`` seconds per token from now on."""
+        self._rate = (limit, interval, self._rate[2])
+        self._windows.clear()
+
     def bot_defence(self, count: int) -> None:
         """The next ``count`` vendor requests answer 999 with an empty body."""
         self._bot_defence = max(0, count)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors._http import RetryPolicy
+from connectors._ratelimit import Limiter
 from connectors.base import (
     MATCH_STEPS,
     Candidate,
@@ -69,6 +70,7 @@ class PipedriveCRM:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
+        limiter: Limiter | None = None,
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
@@ -76,7 +78,7 @@ class PipedriveCRM:
         options = settings.options
         self._member_field = str(options.get("member_id_field") or "syncd member id")
         self._profile_field = str(options.get("profile_url_field") or "LinkedIn profile URL")
-        self._api = Session(settings, credential, transport=transport, retry=retry)
+        self._api = Session(settings, credential, transport=transport, retry=retry, limiter=limiter)
         self._fields: FieldMap | None = None
         #: Organization name (folded) -> id; None for "searched, not there" (this call only).
         self._org_ids: dict[str, int | None] = {}

@@ -1,6 +1,7 @@
 """The Pipedrive client's HTTP session: one ``httpx.AsyncClient`` with the credential
-(``x-api-token``, or an OAuth access token refreshed on demand), Pipedrive's envelope, and a
-pause when the burst window is spent, so the next request waits instead of drawing a 429.
+(``x-api-token``, or an OAuth access token refreshed on demand), Pipedrive's envelope, and
+the burst window's pacing (:mod:`connectors.pipedrive.ratelimit`), so requests wait instead
+of drawing a 429.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import anyio
 import httpx
 
 from connectors._http import RetryPolicy, json_object, send
+from connectors._ratelimit import Limiter
 from connectors.base import ConnectorSettings
-from connectors.pipedrive import auth
+from connectors.pipedrive import auth, ratelimit
 from sync.errors import AuthError, FatalConnectorError
 
 _OK = range(200, 300)
@@ -29,9 +31,11 @@ class Session:
         *,
         transport: httpx.AsyncBaseTransport | None,
         retry: RetryPolicy,
+        limiter: Limiter | None = None,
     ) -> None:
         self._connector = settings.instance
         self._retry = retry
+        self._limiter = ratelimit.limiter(retry.sleep) if limiter is None else limiter
         oauth_url = settings.options.get("oauth_url") or "https://oauth.pipedrive.com"
         self._oauth_url = str(oauth_url).rstrip("/")
         self._auth = auth.TokenAuth()
@@ -53,7 +57,6 @@ class Session:
             else:
                 self._auth.api_token = parsed
         self._refresh_lock = anyio.Lock()
-        self._cooldown = 0.0
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -72,12 +75,8 @@ class Session:
             raise self._problem
         if self._oauth is not None and self._auth.access_token is None:
             await self.refresh()
-        if self._cooldown:
-            # The last answer used up the burst window: wait for it instead of a 429.
-            wait, self._cooldown = self._cooldown, 0.0
-            await self._retry.sleep(wait)
-        extra: dict[str, object] = {} if body is None else {"json": body}
-        response = await send(
+        extra: dict[str, Any] = {} if body is None else {"json": body}
+        return await send(
             self._http,
             method,
             path,
@@ -86,13 +85,10 @@ class Session:
             classify=auth.classify,
             ok=ok,
             refresh=self.refresh if self._oauth is not None else None,
+            limiter=self._limiter,
             params=params,
             **extra,
         )
-        if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = response.headers.get("x-ratelimit-reset", "")
-            self._cooldown = float(reset) if reset.isdigit() else 2.0
-        return response
 
     async def data(self, method: str, path: str, **kwargs: Any) -> Any:
         """The ``data`` of a successful answer in Pipedrive's envelope."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import quote
 
 import httpx
 
 from connectors._http import RetryPolicy, json_object, send
+from connectors._ratelimit import Limiter
 from connectors.base import (
     Candidate,
     ConnectorSettings,
@@ -31,7 +32,7 @@ from connectors.base import (
     fields_to_write,
     match,
 )
-from connectors.salesforce import auth, outcomes, soql
+from connectors.salesforce import auth, outcomes, ratelimit, soql
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
     EXTERNAL_ID_FIELD,
@@ -69,10 +70,12 @@ class SalesforceCRM:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
+        limiter: Limiter | None = None,
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
         self._retry = retry
+        self._limiter = ratelimit.limiter(retry.sleep) if limiter is None else limiter
         options = settings.options
         self._object = cast(SObject, str(options.get("object", "Contact")))
         self._ext = str(options.get("external_id_field", EXTERNAL_ID_FIELD))
@@ -173,7 +176,7 @@ class SalesforceCRM:
             raise self._problem
         assert self._session is not None
         instance = await self._session.ready()
-        extra: dict[str, object] = {} if body is None else {"json": body}
+        extra: dict[str, Any] = {} if body is None else {"json": body}
         return await send(
             self._http,
             method,
@@ -183,6 +186,7 @@ class SalesforceCRM:
             classify=auth.classify,
             ok=ok,
             refresh=self._session.refresh,
+            limiter=self._limiter,
             auth=self._session.bearer,
             params=params,
             **extra,

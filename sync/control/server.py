@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import structlog
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -112,9 +112,25 @@ def _check_request(
     return ref, public_id, targets
 
 
+def _enqueue(
+    state: DaemonState, queue: MemoryObjectSendStream[Selection], selection: Selection
+) -> None:
+    """Hand a selection to the workers without keeping the caller waiting: into the queue
+    when it has room, else (in order) into the backlog the daemon feeds from."""
+    if not state.backlog:
+        try:
+            queue.send_nowait(selection)
+        except anyio.WouldBlock:
+            pass
+        else:
+            return
+    state.backlog.append(selection)
+    state.backlog_ready.set()
+
+
 def build_app(
     state: DaemonState,
-    queue: ObjectSendStream[Selection],
+    queue: MemoryObjectSendStream[Selection],
     crms: Mapping[str, object],
     check: CheckFn,
     *,
@@ -137,7 +153,7 @@ def build_app(
         accepted = []
         for (ref, _), selection in zip(parsed, selections, strict=True):
             state.track(selection)
-            await queue.send(selection)  # waits when the queue is full: backpressure
+            _enqueue(state, queue, selection)
             accepted.append({"id": selection.id, "ref": ref})
         log.info("selections.accepted", count=len(accepted))
         return JSONResponse(

@@ -127,3 +127,18 @@ async def test_check_refuses_a_bad_ref_with_exit_2(tmp_path: Path) -> None:
         assert code == 2
         assert output.startswith("syncd: ")
         assert stack.source.sandbox.core.requests == []
+
+
+async def test_the_same_person_many_times_at_once_is_one_record(tmp_path: Path) -> None:
+    """Six selections of two people in one call (batched together or not): two records per
+    CRM, and a second add of them changes nothing (their identity was written)."""
+    async with every_crm(tmp_path) as stack:
+        zoe = "https://www.linkedin.example/in/zoe-angstrom/"
+        refs = [ADA, "ada-quill", zoe, ADA + "?utm=x", "zoe-angstrom", ADA]
+        output, code, _ = await stack.cli("add-contact", *refs)
+        assert code == 0, output
+        assert counts(stack) == dict.fromkeys(stack.crms, 2)
+        again, code, _ = await stack.cli("add-contact", ADA, zoe)
+        assert code == 0, again
+        assert "created" not in again
+        assert "updated" not in again

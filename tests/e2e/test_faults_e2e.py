@@ -1,0 +1,185 @@
+"""P5 under fault injection: every CRM down, throttled, cut mid-request, its answer lost after
+the write, its tokens expired — and still exactly one record per person in every CRM, or a
+clear failure. The real CLI in a subprocess, the daemon in this process, every sandbox
+behind a loopback fault proxy (see connectors/_faultnet.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from connectors._http import RetryPolicy
+from connectors.linkedin.samples import generated_people
+from sync.stack import Stack, throwaway_stack
+
+#: Fast retries, and a budget long enough to wait out a few-second outage.
+RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)
+
+#: Where each CRM type's client writes person records: (method, path prefix).
+WRITES = {
+    "hubspot": ("POST", "/crm/v3/objects/contacts/batch/create"),
+    "pipedrive": ("POST", "/api/v2/persons"),
+    "salesforce": ("PATCH", "/services/data/"),
+}
+
+
+def people(stack: Stack, count: int) -> list[str]:
+    """``count`` fresh people in the source; their refs."""
+    extra = generated_people(count)
+    stack.source.sandbox.add_people(extra)
+    stack.source.sandbox.set_rate_limit(100_000, 1.0)
+    return [p["profile"]["publicId"] for p in extra]
+
+
+def counts(stack: Stack) -> dict[str, int]:
+    return {name: sb.sandbox.contact_count() for name, sb in stack.crms.items()}
+
+
+def identities(stack: Stack) -> dict[str, int]:
+    """Per CRM: how many records carry a member id more than once (duplicates)."""
+    out = {}
+    for name, sb in stack.crms.items():
+        rows = sb.sandbox.rows()
+        emails = [r["email"] for r in rows if r["email"]]
+        out[name] = len(emails) - len(set(emails))
+    return out
+
+
+def journal_files(stack: Stack) -> list[Path]:
+    return sorted((stack.root / "state" / "journal").glob("*.sj"))
+
+
+async def relay_through(
+    tmp_path: Path, count: int, fault: Callable[[Stack], None]
+) -> tuple[Stack, str, int]:
+    """Open a stack, inject ``fault``, add ``count`` people, return (stack, output, code).
+
+    The stack is closed when this returns; its sandboxes keep their records for counting.
+    """
+    async with throwaway_stack(tmp_path, retry=RETRY) as stack:
+        refs = people(stack, count)
+        fault(stack)
+        output, code, _ = await stack.cli("add-contact", *refs)
+        assert not journal_files(stack), "a delivered selection left its journal entry"
+    return stack, output, code
+
+
+def assert_exactly_once(stack: Stack, count: int) -> None:
+    assert counts(stack) == dict.fromkeys(stack.crms, count)
+    assert identities(stack) == dict.fromkeys(stack.crms, 0)
+
+
+async def test_every_crm_down_for_two_seconds(tmp_path: Path) -> None:
+    """Connections refused for 2 s, then back: everyone arrives once."""
+
+    def outage(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            sb.sandbox.core.network.outage(2.0)
+
+    stack, output, code = await relay_through(tmp_path, 12, outage)
+    assert code == 0, output
+    assert all(sb.sandbox.core.network.outages == 1 for sb in stack.crms.values())
+    assert_exactly_once(stack, 12)
+
+
+async def test_a_429_storm(tmp_path: Path) -> None:
+    """Twenty 429s with Retry-After on every CRM: waited out, nothing doubled."""
+
+    def storm(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            sb.sandbox.core.fail_next(429, retry_after=0, count=20)
+
+    stack, output, code = await relay_through(tmp_path, 12, storm)
+    assert code == 0, output
+    for sb in stack.crms.values():
+        assert [r.status for r in sb.sandbox.core.requests].count(429) == 20
+    assert_exactly_once(stack, 12)
+
+
+async def test_connection_reset_before_the_write(tmp_path: Path) -> None:
+    """The connection is cut before the CRM sees the request: sent again, written once."""
+
+    def resets(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            method, prefix = WRITES[sb.type]
+            sb.sandbox.core.break_next("reset", count=3, path_prefix=prefix, method=method)
+
+    stack, output, code = await relay_through(tmp_path, 12, resets)
+    assert code == 0, output
+    assert_exactly_once(stack, 12)
+
+
+async def test_response_lost_after_the_write_was_applied(tmp_path: Path) -> None:
+    """The CRM applied the write and the answer never arrived: found again, not doubled."""
+
+    def lost(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            method, prefix = WRITES[sb.type]
+            sb.sandbox.core.break_next("lose_response", count=3, path_prefix=prefix, method=method)
+
+    stack, output, code = await relay_through(tmp_path, 12, lost)
+    assert code == 0, output
+    assert_exactly_once(stack, 12)
+
+
+async def test_salesforce_api_limit_is_throttling(tmp_path: Path) -> None:
+    """403 REQUEST_LIMIT_EXCEEDED is waited out like a 429, never taken for a bad token."""
+
+    def limit(stack: Stack) -> None:
+        stack.crms["salesforce"].sandbox.core.fail_next(403, count=5, path_prefix="/services/data/")
+
+    stack, output, code = await relay_through(tmp_path, 6, limit)
+    assert code == 0, output
+    assert_exactly_once(stack, 6)
+
+
+async def test_tokens_expire_mid_run(tmp_path: Path) -> None:
+    """Salesforce's session expires (refreshed, delivered); HubSpot's private-app token is
+    revoked (no refresh possible: a clear auth failure, exit 4, status says so)."""
+    async with throwaway_stack(tmp_path, retry=RETRY) as stack:
+        refs = people(stack, 8)
+        output, code, _ = await stack.cli("add-contact", *refs[:4])
+        assert code == 0, output
+        stack.crms["salesforce"].sandbox.core.expire_tokens()
+        stack.crms["hubspot"].sandbox.core.expire_tokens()
+        output, code, _ = await stack.cli("add-contact", *refs[4:], "--to", "salesforce")
+        assert code == 0, output
+        output, code, _ = await stack.cli("add-contact", refs[4], "--to", "hubspot")
+        assert code == 4, output
+        assert "syncd auth set hubspot" in output
+        status, _, _ = await stack.cli("status", "--json")
+        assert json.loads(status)["crms"]["hubspot"]["health"] == "auth"
+    assert counts(stack)["salesforce"] == 8
+    assert counts(stack)["hubspot"] == 4
+
+
+async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> None:
+    """300 people while every CRM goes down, throttles, resets and loses answers."""
+
+    def everything(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            core = sb.sandbox.core
+            method, prefix = WRITES[sb.type]
+            core.fail_next(429, retry_after=0, count=10)
+            core.fail_next(503, count=5)
+            core.break_next("reset", count=3)
+            core.break_next("lose_response", count=3, path_prefix=prefix, method=method)
+            core.latency_ms = 5
+
+    async def outage_later(stack: Stack) -> None:
+        await anyio.sleep(1.0)
+        for sb in stack.crms.values():
+            sb.sandbox.core.network.outage(1.0)
+
+    async with throwaway_stack(tmp_path, retry=RETRY) as stack:
+        refs = people(stack, 300)
+        everything(stack)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outage_later, stack)
+            output, code, _ = await stack.cli("add-contact", *refs)
+        assert code == 0, output[-2000:]
+        assert not journal_files(stack)
+    assert_exactly_once(stack, 300)
