@@ -88,8 +88,8 @@ class _Workers:
                     self._state.busy -= 1
                     if self._stopped and not self._state.busy:
                         self._idle.set()
+                await self._journal.done(selection.id)  # before anyone is told "done"
                 self._state.finish(selection.id, outcomes)
-                await self._journal.done(selection.id)
 
     def stop_taking(self) -> None:
         """Take nothing more from the queue; what is in flight goes on."""

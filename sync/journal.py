@@ -8,9 +8,9 @@ whole file is encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key kept
 keyring, so the file is unreadable on its own.
 
 A selection leaves the journal the moment it reaches a final outcome in every target CRM:
-its segment is rewritten without it (at most when half of it is done, so a 1 000-ref import
-costs O(n) writes, not O(n²)) and deleted when nothing is left. One fsync per accepted
-request, not per person, is what lets a 50 000-line import be accepted quickly.
+its segment is rewritten without it, and deleted when nothing is left. One fsync per
+accepted request, not per person, is what lets a 50 000-line import be accepted quickly;
+delivery, paced by the CRMs' rate limits, pays one small rewrite per person.
 
 On start the daemon replays what is left. A file that cannot be decrypted or parsed (a
 damaged disk, a keyring that lost the key) is moved to ``damaged/`` next to the journal and
@@ -138,7 +138,7 @@ class Journal:
             if not segment.pending:
                 del self._segments[name]
                 await anyio.to_thread.run_sync(_unlink, segment.path)
-            elif len(segment.pending) * 2 <= len(segment.selections):
+            else:
                 segment.selections = {i: segment.selections[i] for i in segment.pending}
                 data = self._encrypt(segment.selections.values())
                 await anyio.to_thread.run_sync(_write_atomically, segment.path, data)

@@ -30,7 +30,7 @@ TOKEN_PATH = "/services/oauth2/token"  # noqa: S105 - an endpoint path, not a se
 LIMIT_INFO_HEADER = "Sforce-Limit-Info"
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,79}$")
-_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_USAGE = re.compile(r"(?:^|[\s,;])api-usage=(\d+)/(\d+)")  # not per-app-api-usage
 _KEYS = ("client_id", "client_secret", "refresh_token")
 
 
