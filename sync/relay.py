@@ -30,7 +30,7 @@ from sync.state import CRMHealth, DaemonState, Selection
 log = structlog.get_logger("syncd.relay")
 
 #: How often a batch whose write was not confirmed is run again from its matching step.
-UPSERT_ATTEMPTS = 4
+UPSERT_ATTEMPTS = 8
 
 
 def failure(error: SyncdError) -> TargetOutcome:

@@ -467,7 +467,8 @@ class TestExample:
         path = ROOT / "config.example.toml"
         config = parse(path.read_text(encoding="utf-8"), path, env=env)
         assert config.source.type == "linkedin"
-        assert list(config.crms) == ["hubspot"]
+        assert list(config.crms) == ["hubspot", "pipedrive", "salesforce"]
+        assert config.crms["salesforce"].options["object"] == "Contact"
         assert config.privacy.blocked_email_domains == ("gmail.com",)
         assert config.privacy.fields == FIELDS
 

@@ -168,6 +168,7 @@ class HubSpotCRM:
                 connector=self._connector,
                 policy=self._retry,
                 classify=auth.classify_token,
+                idempotent=True,  # a refresh creates nothing: safe to send again
                 auth=None,
                 data=self._oauth.form(),
             )

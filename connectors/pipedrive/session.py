@@ -121,6 +121,7 @@ class Session:
                 connector=self._connector,
                 policy=self._retry,
                 classify=auth.classify_token,
+                idempotent=True,  # a refresh creates nothing: safe to send again
                 auth=httpx.BasicAuth(self._oauth.client_id, self._oauth.client_secret),
                 data={"grant_type": "refresh_token", "refresh_token": self._oauth.refresh_token},
             )

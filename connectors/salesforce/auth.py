@@ -132,6 +132,7 @@ class Session:
                 connector=self.connector,
                 policy=self._retry,
                 classify=classify_token,
+                idempotent=True,  # a refresh creates nothing: safe to send again
                 auth=None,
                 data=self._credential.form(),
             )
