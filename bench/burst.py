@@ -1,6 +1,6 @@
 """A burst of selections: accepted with backpressure, memory bounded, then a paced drain.
 
-    python -m bench.burst [--count 50000] [--drain 2000] [--drain-timeout 600] [--trace]
+    python -m bench.burst [--count 50000] [--drain 1000] [--drain-timeout 600] [--trace]
 
 One run on a throwaway stack (every CRM): the daemon is paused, one `syncd add-contact
 --from-file F --no-wait` process submits ``--count`` refs (the CLI sends them in chunks of
@@ -280,7 +280,7 @@ def report(f: Figures) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50_000, help="selections in the burst")
-    parser.add_argument("--drain", type=int, default=2000, help="selections to let through")
+    parser.add_argument("--drain", type=int, default=1000, help="selections to let through")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="give up after (s)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc while accepting")
     args = parser.parse_args()

@@ -62,7 +62,7 @@ def _expiry(stack: Stack) -> None:
 
 
 def _api_limit(stack: Stack) -> None:
-    stack.crms["salesforce"].sandbox.core.fail_next(403, count=10, path_prefix="/services/")
+    stack.crms["salesforce"].sandbox.core.fail_next(403, count=10, path_prefix="/services/data/")
 
 
 def _everything(stack: Stack) -> None:
