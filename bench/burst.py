@@ -1,4 +1,4 @@
-"""A burst of selections: accepted with backpressure, memory bounded, then a paced drain.
+"""A burst of selections: accepted at once, memory per selection, journal size, then a drain.
 
     python -m bench.burst [--count 50000] [--drain 1000] [--drain-timeout 600] [--trace]
 
@@ -10,7 +10,9 @@ time to accept them all, the daemon's RSS (the daemon runs in this process: curr
 at peak and after, and the journal on disk, which must hold no plaintext publicId. Then the
 daemon resumes until ``--drain`` selections have left the queue; delivered per second is
 compared with what the slowest documented CRM limit allows, given the requests each CRM's
-sandbox saw per delivered person. Figures are ratios inside this run.
+sandbox saw per delivered person. Figures are ratios inside this run. ``--trace`` adds
+tracemalloc's count of Python heap growth per selection and its largest allocation sites
+(slower; RSS then includes tracemalloc's own bookkeeping).
 
 The source sandbox holds only the people the drain can reach (``--drain`` plus a margin):
 accepting a selection never reads the source, and seeding is quadratic in the number of
@@ -131,6 +133,7 @@ class Figures:
     rss_peak_drain: int = 0
     rss_after_drain: int = 0
     top_allocations: list[str] = field(default_factory=list)
+    traced_growth: int = 0
 
 
 async def _cli(stack: Stack, *args: str) -> str:
@@ -190,6 +193,7 @@ async def measure(count: int, drain: int, patience: float, trace: bool, root: Pa
         if before_trace is not None:
             diff = tracemalloc.take_snapshot().compare_to(before_trace, "lineno")
             figures.top_allocations = [str(stat) for stat in diff[:10]]
+            figures.traced_growth = sum(stat.size_diff for stat in diff)
             tracemalloc.stop()
         figures.tracked, figures.backlog = len(state.tracked), len(state.backlog)
         files = _journal(journal_dir)
@@ -272,7 +276,9 @@ def report(f: Figures) -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if f.top_allocations:
-        print("\nlargest allocation growth while accepting (tracemalloc):")
+        per = f.traced_growth / f.count
+        print(f"\nPython heap growth while accepting (tracemalloc): {per:,.0f} bytes per selection")
+        print("largest allocation growth while accepting:")
         for line in f.top_allocations:
             print(f"  {line}")
 

@@ -27,6 +27,9 @@ log = structlog.get_logger("syncd.control")
 MAX_BODY = 1 << 20  # 1 MiB: ~10 000 refs; a bigger --from-file is sent in chunks
 MAX_REFS = 10_000
 MAX_WAIT = 60.0
+#: Accepted selections not yet finished that the daemon holds at most (~0.6 KiB of memory
+#: each, measured by bench/burst.py): beyond it, POST /v1/selections answers 503.
+MAX_PENDING = 100_000
 
 #: Answers `POST /v1/check`: (publicId, target names) -> per CRM presence (Relay.check).
 CheckFn = Callable[[str, tuple[str, ...]], Awaitable[dict[str, dict[str, Any]]]]
@@ -144,6 +147,12 @@ def build_app(
     async def add_selections(request: Request) -> Response:
         body = await _json_body(request)
         parsed, targets, with_messages = _selections_request(body, crms)
+        if state.pending() + len(parsed) > MAX_PENDING:
+            raise BadRequest(
+                503,
+                f"syncd already holds {state.pending()} pending selections (at most "
+                f"{MAX_PENDING}); wait for some to finish (`syncd status`) and send the rest again",
+            )
         selections = [
             Selection(Selection.new_id(), public_id, targets, with_messages)
             for _, public_id in parsed

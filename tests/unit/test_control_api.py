@@ -179,3 +179,22 @@ class TestCheck:
         response = await api.client.post("/v1/check", json=body)
         assert response.status_code == 422
         assert response.json()["error"]
+
+
+class TestPendingCap:
+    """Memory stays bounded: past MAX_PENDING unfinished selections, POST answers 503."""
+
+    async def test_refuses_beyond_the_cap_and_accepts_again_below(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from sync.control import server
+
+        monkeypatch.setattr(server, "MAX_PENDING", 3)
+        first = await api.client.post("/v1/selections", json={"refs": ["ada-l", "bob-b"]})
+        assert first.status_code == 202
+        refused = await api.client.post("/v1/selections", json={"refs": ["cy-c", "dee-d"]})
+        assert refused.status_code == 503
+        assert "pending" in refused.json()["error"]
+        assert len(api.queued()) == 2  # nothing of the refused call was queued
+        one_more = await api.client.post("/v1/selections", json={"refs": ["cy-c"]})
+        assert one_more.status_code == 202
