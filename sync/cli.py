@@ -69,6 +69,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if health.get("last_error"):
             line += f" ({health['last_error']})"
         print(line)
+    journal = status.get("journal") or {}
+    if journal.get("damaged_files"):
+        print(f"  journal: {len(journal['damaged_files'])} damaged file(s): {journal['note']}")
     recent = status.get("recent", [])
     if recent:
         last = recent[0]

@@ -84,12 +84,12 @@ class _Workers:
                 self._state.busy += 1
                 try:
                     outcomes = await self._relay.process(selection)
+                    await self._journal.done(selection.id)  # before anyone is told "done"
+                    self._state.finish(selection.id, outcomes)
                 finally:
                     self._state.busy -= 1
                     if self._stopped and not self._state.busy:
                         self._idle.set()
-                await self._journal.done(selection.id)  # before anyone is told "done"
-                self._state.finish(selection.id, outcomes)
 
     def stop_taking(self) -> None:
         """Take nothing more from the queue; what is in flight goes on."""
