@@ -10,13 +10,13 @@ for an access token held in memory and sent as ``Authorization: Bearer``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Generator
-from dataclasses import dataclass, field
 
 import httpx
 
+from connectors._credentials import OAuthCredential as OAuthCredential
+from connectors._credentials import token_or_oauth
 from connectors._http import classify_response
 from sync.errors import AuthError, ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
@@ -25,39 +25,11 @@ REQUEST_ID_HEADER = "x-correlation-id"
 #: A 429 whose window resets later than this is the daily token budget, not the burst limit.
 DAILY_RESET_THRESHOLD = 60.0
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
-
-
-@dataclass(slots=True)
-class OAuthCredential:
-    """An OAuth app's identity and the refresh token a user granted it."""
-
-    client_id: str = field(repr=False)
-    client_secret: str = field(repr=False)
-    refresh_token: str = field(repr=False)
 
 
 def parse_credential(connector: str, credential: str) -> str | OAuthCredential:
-    """An API token as is, or the OAuth JSON; AuthError (without the value) if neither."""
-    text = credential.strip()
-    if not text:
-        raise AuthError(connector, f"no credential for {connector}; `syncd auth set {connector}`")
-    if not text.startswith("{"):
-        return text
-    try:
-        data: object = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(key), str) and data.get(key) for key in _OAUTH_KEYS
-    ):
-        raise AuthError(
-            connector,
-            f"the {connector} credential looks like JSON but is not "
-            f"{{client_id, client_secret, refresh_token}}; store it again with "
-            f"`syncd auth set {connector}`",
-        )
-    return OAuthCredential(*(str(data[key]) for key in _OAUTH_KEYS))
+    """An API token as is, or the OAuth JSON (see :mod:`connectors._credentials`)."""
+    return token_or_oauth(connector, credential)
 
 
 class TokenAuth(httpx.Auth):
