@@ -241,8 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
+        inner = error
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]  # type: ignore[assignment]
         print(
-            f"syncd: unexpected {type(error).__name__}; run again with --debug for details",
+            f"syncd: an unexpected {type(inner).__name__} stopped this command (a bug in "
+            "syncd); run it again with --debug and report what it prints",
             file=sys.stderr,
         )
         return 1

@@ -43,7 +43,7 @@ from tests.contract import SleepRecorder
 TOKEN = "sandbox-token-linkedin"
 ROOT = "http://sandbox.test"
 CONVERSATIONS = "/api/v1/conversations"
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "source" / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "source" / "openapi.yaml"
 
 
 # -- helpers ---------------------------------------------------------------------------------

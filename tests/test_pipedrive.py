@@ -25,7 +25,7 @@ from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
 
 BASE = "http://sandbox.test"
 PERSONS = "/api/v2/persons"
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "pipedrive"
+SPECS = Path(__file__).resolve().parents[1] / "specs" / "pipedrive"
 MEMBER_FIELD = "syncd member id"
 OAUTH = {"refresh-canary-5c1d": ("client-canary-9a2e", "secret-canary-3b7f")}
 

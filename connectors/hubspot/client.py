@@ -263,12 +263,7 @@ class HubSpotCRM:
 
     async def _company_ids(self, names: Sequence[str | None]) -> dict[str, str]:
         """Company ids by name, found or created (see :mod:`connectors.hubspot.companies`)."""
-        out: dict[str, str] = {}
-        for name in dict.fromkeys(n for n in names if n):
-            company_id = await self._companies.id_of(name)
-            if company_id is not None:
-                out[name] = company_id
-        return out
+        return await self._companies.ids_of([n for n in dict.fromkeys(names) if n])
 
     def _plan(
         self, contact: Contact, desired: Mapping[str, str], record: Candidate

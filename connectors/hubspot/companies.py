@@ -10,12 +10,20 @@ https://developers.hubspot.com/docs/api-reference/latest/crm/associations/overvi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from connectors._http import json_object
 from connectors.hubspot.lookup import Call, records
 from connectors.hubspot.mapping import CONTACT_TO_COMPANY
 
 COMPANIES = "/crm/v3/objects/companies"
+#: HubSpot's batch endpoints and the IN operator take at most 100 values.
+BATCH = 100
 _RECORD_ANSWERS = frozenset({*range(200, 300), 400, 404, 409})
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def association(company_id: str) -> dict[str, object]:
@@ -36,34 +44,55 @@ class Companies:
         self._call = call
         self._ids: dict[str, str] = {}
 
-    async def id_of(self, name: str) -> str | None:
-        """The id of the company called ``name``, created if there is none; None if HubSpot
-        refuses the company (the person is still written, unlinked)."""
-        key = " ".join(name.split()).casefold()
-        if key in self._ids:
-            return self._ids[key]
-        body = {
-            "filterGroups": [
-                {"filters": [{"propertyName": "name", "operator": "EQ", "value": name}]}
-            ],
-            "properties": ["name"],
-            "limit": 100,
-        }
-        answer = await self._call("POST", f"{COMPANIES}/search", body=body, idempotent=True)
-        found = records(self._connector, answer)
-        if found:
-            company_id = min((r["id"] for r in found), key=lambda i: (len(i), i))
-        else:
-            response = await self._call(
-                "POST", COMPANIES, body={"properties": {"name": name}}, ok=_RECORD_ANSWERS
-            )
-            if not response.is_success:
-                return None
-            company_id = str(json_object(self._connector, response).get("id") or "")
-            if not company_id:
-                return None
-        self._ids[key] = company_id
-        return company_id
+    async def ids_of(self, names: Sequence[str]) -> dict[str, str]:
+        """Company ids by name (as given), found by one search per 100 names and created in
+        one batch per 100 missing; a name HubSpot refuses is left out (its person is still
+        written, unlinked)."""
+        wanted = {_key(n): n.strip() for n in names if n.strip()}
+        missing = [k for k in wanted if k not in self._ids]
+        for start in range(0, len(missing), BATCH):
+            self._ids |= await self._search([wanted[k] for k in missing[start : start + BATCH]])
+        new = [k for k in missing if k not in self._ids]
+        for start in range(0, len(new), BATCH):
+            inputs = [{"properties": {"name": wanted[k]}} for k in new[start : start + BATCH]]
+            path = f"{COMPANIES}/batch/create"
+            response = await self._call("POST", path, body={"inputs": inputs}, ok=_RECORD_ANSWERS)
+            if response.is_success:
+                for made in records(self._connector, response):
+                    self._ids.setdefault(_key(made["properties"].get("name") or ""), made["id"])
+        return {name: self._ids[_key(name)] for name in names if _key(name) in self._ids}
+
+    async def _search(self, names: Sequence[str]) -> dict[str, str]:
+        """The oldest company id of each name (any case), by ``name IN (...)``."""
+        out: dict[str, str] = {}
+        after = "0"
+        while True:
+            body = {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "propertyName": "name",
+                                "operator": "IN",
+                                "values": [n.lower() for n in names],
+                            }
+                        ]
+                    }
+                ],
+                "properties": ["name"],
+                "limit": 100,
+                "after": after,
+            }
+            answer = await self._call("POST", f"{COMPANIES}/search", body=body, idempotent=True)
+            for found in records(self._connector, answer):
+                key = _key(found["properties"].get("name") or "")
+                if key not in out or (len(found["id"]), found["id"]) < (len(out[key]), out[key]):
+                    out[key] = found["id"]
+            paging = json_object(self._connector, answer).get("paging")
+            nxt = paging.get("next") if isinstance(paging, dict) else None
+            if not isinstance(nxt, dict) or not nxt.get("after"):
+                return out
+            after = str(nxt["after"])
 
     async def link(self, contact_id: str, company_id: str) -> bool:
         """Associate a contact with a company (HubSpot's default type, 279); idempotent."""

@@ -68,7 +68,7 @@ class Lookup:
         emails = [e for c in rest if (e := canonical(c.fields).get("email"))]
         if emails:
             found |= await self.read("email", emails)
-        groups = [g for c in rest for g in _groups(c, strict=strict, identity=identity)]
+        groups = _groups(rest, strict=strict, identity=identity)
         # A group has at most 3 filters, so 5 groups stay under the 18-filter limit.
         for start in range(0, len(groups), MAX_GROUPS):
             for hit in await self.search(groups[start : start + MAX_GROUPS]):
@@ -111,19 +111,26 @@ class Lookup:
             after = str(nxt["after"])
 
 
-def _groups(contact: Contact, *, strict: bool, identity: bool) -> list[dict[str, Any]]:
-    """The search filter groups that find ``contact`` by profile URL and by name+company."""
-    fields = canonical(contact.fields)
+def _groups(contacts: Sequence[Contact], *, strict: bool, identity: bool) -> list[dict[str, Any]]:
+    """The search filter groups that find ``contacts`` by profile URL (one group each: the
+    URL property is free text, matched as ``*in/<publicid>*``) and by name (one group per
+    100 last names, ``lastname IN``; :func:`connectors.base.match` then keeps only the same
+    first name at the same company)."""
     groups: list[dict[str, Any]] = []
-    key = profile_key(fields.get("linkedin_url"))
-    if key and identity:  # the URL property is syncd's own: it exists when identity does
-        pattern = f"*{key}*"
-        groups.append(_group((LINKEDIN_PROPERTY, "CONTAINS_TOKEN", pattern)))
-    names = (fields.get("first_name"), fields.get("last_name"), fields.get("company"))
-    if not strict and all(names):
-        first, last, company = (str(n) for n in names)
+    last_names: list[str] = []
+    for contact in contacts:
+        fields = canonical(contact.fields)
+        key = profile_key(fields.get("linkedin_url"))
+        if key and identity:  # the URL property is syncd's own: it exists when identity does
+            groups.append(_group((LINKEDIN_PROPERTY, "CONTAINS_TOKEN", f"*{key}*")))
+        names = (fields.get("first_name"), fields.get("last_name"), fields.get("company"))
+        if not strict and all(names):
+            last_names.append(str(names[1]).lower())
+    unique = list(dict.fromkeys(last_names))
+    for start in range(0, len(unique), 100):
+        values = unique[start : start + 100]
         groups.append(
-            _group(("firstname", "EQ", first), ("lastname", "EQ", last), ("company", "EQ", company))
+            {"filters": [{"propertyName": "lastname", "operator": "IN", "values": values}]}
         )
     return groups
 

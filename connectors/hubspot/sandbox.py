@@ -199,6 +199,7 @@ class HubSpotSandbox:
             self._route(c + "/{contact_id}", self._archive, "DELETE"),
             self._route(_COMPANIES, self._create_company, "POST"),
             self._route(_COMPANIES + "/search", self._search_companies, "POST"),
+            self._route(_COMPANIES + "/batch/create", self._batch_create_companies, "POST"),
             self._route(_COMPANIES + "/{company_id}", self._get_company, "GET"),
             self._route(
                 "/crm/v4/objects/{from_type}/{contact_id}/associations/default/{to_type}/{company_id}",
@@ -399,6 +400,22 @@ class HubSpotSandbox:
         props = h.property_values((await h.json_object(request)).get("properties"))
         company = self.companies.create(props)
         return 201, self.companies.view(company, list(props))
+
+    async def _batch_create_companies(self, request: Request) -> tuple[int, object]:
+        inputs = h.batch_inputs(await h.json_object(request))
+        props = [h.property_values(item.get("properties")) for item in inputs]
+        for p in props:  # all or nothing, as for contacts
+            if not p.get("name", "").strip():
+                raise h.bad_input("A company needs a name property.")
+        made = [self.companies.create(p) for p in props]
+        stamp = now_iso()
+        results = [self.companies.view(co, list(p)) for co, p in zip(made, props, strict=True)]
+        return 201, {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": stamp,
+            "completedAt": stamp,
+        }
 
     async def _get_company(self, request: Request) -> tuple[int, object]:
         company = self.companies.require(request.path_params["company_id"])

@@ -1,6 +1,6 @@
 """The source API's JSON shapes, and pure functions from them to syncd's values.
 
-The TypedDicts follow ``shared/specs/source/openapi.yaml``. JSON from the network is only
+The TypedDicts follow ``specs/source/openapi.yaml``. JSON from the network is only
 *claimed* to have these shapes, so the functions check the types they read and raise
 :class:`ShapeError` (which names a field, never a value) on anything else.
 """

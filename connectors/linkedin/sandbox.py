@@ -1,4 +1,4 @@
-"""A local emulator of the source API (``shared/specs/source/openapi.yaml``) as one ASGI app.
+"""A local emulator of the source API (``specs/source/openapi.yaml``) as one ASGI app.
 
 It serves the vendor's paths under ``/api``, checks the Bearer token, validates
 parameters as the spec does, pages conversations, throttles each token with a sliding

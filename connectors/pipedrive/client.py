@@ -9,7 +9,7 @@ unless ``[match] strict``, the name within the person's organization
 (``fields=name&exact_match=true&organization_id=…``). Search answers lack custom fields, so
 each hit is read by id before :func:`connectors.base.match` judges. Then only what
 :func:`connectors.base.fields_to_write` allows is sent, in one ``PATCH`` or ``POST``.
-Docs: https://developers.pipedrive.com/docs/api/v2 (and ``shared/specs/pipedrive/v2.yaml``).
+Docs: https://developers.pipedrive.com/docs/api/v2 (and ``specs/pipedrive/v2.yaml``).
 """
 
 from __future__ import annotations

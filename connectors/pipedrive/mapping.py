@@ -1,7 +1,7 @@
 """syncd's canonical person fields as Pipedrive API v2 persons, and the JSON shapes the
 client and the sandbox exchange.
 
-Shapes follow Pipedrive's published OpenAPI files (``shared/specs/pipedrive/v2.yaml``:
+Shapes follow Pipedrive's published OpenAPI files (``specs/pipedrive/v2.yaml``:
 ``/persons``, ``/persons/{id}``, ``/persons/search``, ``/personFields``, ``/organizations``,
 ``/organizations/search``; ``v1.yaml``: ``/notes``) and
 https://developers.pipedrive.com/docs/api/v1 for the envelope. JSON from the network is
