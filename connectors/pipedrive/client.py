@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import anyio
 import httpx
 
 from connectors._http import RetryPolicy
@@ -50,12 +51,14 @@ from connectors.pipedrive.mapping import (
     person_from,
 )
 from connectors.pipedrive.session import Session
-from sync.errors import FatalConnectorError, RecordRejected
+from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"
 PERSON_FIELDS = "/api/v2/personFields"
 _DEFAULT_RETRY = RetryPolicy()
+#: People of one batch written at once; the rate limiter keeps the pace legal.
+PARALLEL = 8
 
 
 class PipedriveCRM:
@@ -86,6 +89,9 @@ class PipedriveCRM:
         #: Member id -> person id of records this client wrote or matched: read back by id,
         #: so a re-add never depends on the search index having caught up.
         self._known: dict[str, int] = {}
+        #: How many people of one batch are written at once (see upsert_contacts).
+        self._parallel = anyio.CapacityLimiter(PARALLEL)
+        self._org_lock = anyio.Lock()
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -99,13 +105,30 @@ class PipedriveCRM:
             return []
         self._forget_missing_orgs()
         fields = await self._field_map(create=True)
-        outcomes: list[TargetOutcome] = []
-        for contact in contacts:
-            try:
-                outcomes.append(await self._upsert(contact, fields))
-            except RecordRejected as error:
-                outcomes.append(self._rejected(error))
-        return outcomes
+        outcomes: dict[int, TargetOutcome] = {}
+        stopped: list[SyncdError] = []  # what stops the whole call (auth, budget, retries)
+
+        async def one(index: int, scope: anyio.CancelScope) -> None:
+            async with self._parallel:
+                try:
+                    outcomes[index] = await self._upsert(contacts[index], fields)
+                except RecordRejected as error:
+                    outcomes[index] = self._rejected(error)
+                except SyncdError as error:
+                    stopped.append(error)
+                    scope.cancel()
+
+        # Pipedrive has no batch write for persons, so a batch's people are written side by
+        # side (the rate limiter paces them) — except people who share a matching key (member
+        # id, profile URL, email, name): those go one after the other, in order, so two of
+        # them never both create, or both claim, the same record.
+        for wave in _waves(contacts):
+            async with anyio.create_task_group() as tg:
+                for index in wave:
+                    tg.start_soon(one, index, tg.cancel_scope)
+            if stopped:
+                raise stopped[0]
+        return [outcomes[i] for i in range(len(contacts))]
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in Pipedrive, by :func:`match`; writes nothing."""
@@ -171,7 +194,12 @@ class PipedriveCRM:
 
     async def _org_id(self, name: str, *, create: bool) -> int | None:
         """The id of the organization named ``name`` (exactly, any case); made if missing
-        and ``create``. Remembered for the client's life."""
+        and ``create``. Remembered for the client's life; one lookup at a time, so two
+        people of one company never create it twice."""
+        async with self._org_lock:
+            return await self._org_id_unlocked(name, create=create)
+
+    async def _org_id_unlocked(self, name: str, *, create: bool) -> int | None:
         key = _fold(name)
         if key in self._org_ids and (self._org_ids[key] is not None or not create):
             return self._org_ids[key]
@@ -376,3 +404,34 @@ def _search_items(data: object) -> list[dict[str, Any]]:
         if isinstance(item, dict) and isinstance(item.get("id"), int):
             out.append(item)
     return out
+
+
+def _waves(contacts: Sequence[Contact]) -> list[list[int]]:
+    """Contact indexes in waves: within a wave no two contacts share a matching key, and a
+    contact that shares one with an earlier contact comes in a later wave."""
+    waves: list[list[int]] = []
+    taken: list[set[object]] = []
+    for index, contact in enumerate(contacts):
+        keys = _match_keys(contact)
+        level = 0
+        for depth, seen in enumerate(taken):
+            if keys & seen:
+                level = depth + 1
+        if level == len(waves):
+            waves.append([])
+            taken.append(set())
+        waves[level].append(index)
+        taken[level] |= keys
+    return waves
+
+
+def _match_keys(contact: Contact) -> set[object]:
+    fields = contact.fields
+    keys: set[object] = {("id", contact.member_id)}
+    if url := profile_key(fields.get("linkedin_url")):
+        keys.add(("url", url))
+    if email := (fields.get("email") or "").strip().casefold():
+        keys.add(("email", email))
+    if name := name_key(fields):
+        keys.add(("name", name))
+    return keys

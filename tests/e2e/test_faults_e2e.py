@@ -157,7 +157,7 @@ async def test_tokens_expire_mid_run(tmp_path: Path) -> None:
 
 
 async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> None:
-    """300 people while every CRM goes down, throttles, resets and loses answers."""
+    """1 000 people while every CRM goes down, throttles, resets and loses answers."""
 
     def everything(stack: Stack) -> None:
         for sb in stack.crms.values():
@@ -175,11 +175,11 @@ async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> No
             sb.sandbox.core.network.outage(1.0)
 
     async with throwaway_stack(tmp_path, retry=RETRY) as stack:
-        refs = people(stack, 300)
+        refs = people(stack, 1000)
         everything(stack)
         async with anyio.create_task_group() as tg:
             tg.start_soon(outage_later, stack)
             output, code, _ = await stack.cli("add-contact", *refs)
         assert code == 0, "\n".join(ln for ln in output.splitlines() if ": created " not in ln)
         assert not journal_files(stack)
-    assert_exactly_once(stack, 300)
+    assert_exactly_once(stack, 1000)
