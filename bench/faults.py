@@ -27,11 +27,6 @@ from sync.residue import scan
 from sync.stack import Stack, throwaway_stack
 
 RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)
-WRITES = {
-    "hubspot": ("POST", "/crm/v3/objects/contacts/batch/create"),
-    "pipedrive": ("POST", "/api/v2/persons"),
-    "salesforce": ("PATCH", "/services/data/"),
-}
 Fault = Callable[[Stack], None]
 
 
@@ -45,16 +40,18 @@ def _storm(stack: Stack) -> None:
         sb.sandbox.core.fail_next(429, retry_after=1, count=25)
 
 
-def _reset(stack: Stack) -> None:
-    for sb in stack.crms.values():
-        method, prefix = WRITES[sb.type]
-        sb.sandbox.core.break_next("reset", count=5, path_prefix=prefix, method=method)
+def _cut(kind: str) -> Fault:
+    """Cut 5 writes per CRM: ``"reset"`` before the CRM sees them, ``"lose_response"`` after."""
+
+    def fault(stack: Stack) -> None:
+        for sb in stack.crms.values():
+            method, prefix = sb.sandbox.WRITE_REQUEST
+            sb.sandbox.core.break_next(kind, count=5, path_prefix=prefix, method=method)
+
+    return fault
 
 
-def _lost(stack: Stack) -> None:
-    for sb in stack.crms.values():
-        method, prefix = WRITES[sb.type]
-        sb.sandbox.core.break_next("lose_response", count=5, path_prefix=prefix, method=method)
+_reset, _lost = _cut("reset"), _cut("lose_response")
 
 
 def _expiry(stack: Stack) -> None:

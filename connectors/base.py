@@ -237,6 +237,13 @@ def _step_key(step: MatchStep, member_id: str | None, fields: Mapping[str, str])
     return name_key(fields)
 
 
+def match_keys(contact: Contact) -> set[tuple[MatchStep, object]]:
+    """Every key :func:`match` could find ``contact`` by, tagged with its step: two
+    contacts sharing one could match the same CRM record."""
+    keys = ((step, _step_key(step, contact.member_id, contact.fields)) for step in MATCH_STEPS)
+    return {(step, key) for step, key in keys if key is not None}
+
+
 def match(contact: Contact, candidates: Iterable[Candidate], *, strict: bool = False) -> Match:
     """Find ``contact`` among ``candidates``, step by step (see :data:`MATCH_STEPS`).
 

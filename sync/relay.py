@@ -79,7 +79,8 @@ class Relay:
     async def _upsert(self, name: str, contacts: Sequence[Contact]) -> list[TargetOutcome]:
         """One batch into one CRM. A write whose answer was lost is never resent as is: the
         whole upsert runs again and finds by identity what the lost write made (P5)."""
-        for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             crm = await self._instances.crm(name)
             try:
                 return await crm.upsert_contacts(contacts)
@@ -87,12 +88,12 @@ class Relay:
                 if attempt == UPSERT_ATTEMPTS:
                     raise
                 log.warning("target.write_uncertain", crm=name, attempt=attempt)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
         """Every target's outcome for ``selection``; never raises for a connector problem."""
         try:
-            contact = await self._read(selection)
+            contact = await self._read(selection.public_id, selection.with_messages)
         except PrivacyRefusal as refusal:
             log.info("selection.refused", selection_id=selection.id, code=refusal.rule)
             refused = TargetOutcome("refused", detail=str(refusal), reason="privacy")
@@ -114,7 +115,7 @@ class Relay:
         The privacy rules apply first: a person syncd may not send is not looked up either.
         """
         try:
-            contact = await self._read(Selection("check", public_id, targets, False))
+            contact = await self._read(public_id)
         except PrivacyRefusal as refusal:
             return {key: {"found": False, "refused": str(refusal)} for key in targets}
         except SyncdError as error:
@@ -131,10 +132,7 @@ class Relay:
                 crm = await self._instances.crm(name)
                 presence = await crm.find(contact)
             except SyncdError as error:
-                _note_health(self._state.health[name], error)
-                if isinstance(error, AuthError):
-                    await self._instances.invalidate(name)
-                outcome = failure(error)
+                outcome = await self._crm_failed(name, error)
                 results[name] = {"found": False, "error": outcome.detail, "reason": outcome.reason}
                 return
             _note_health(self._state.health[name], None)
@@ -154,13 +152,22 @@ class Relay:
                 tg.start_soon(look, name)
         return {name: results[name] for name in targets}
 
-    async def _read(self, selection: Selection) -> Contact:
+    async def _read(self, public_id: str, with_messages: bool = False) -> Contact:
+        """The person (and the conversation) from the source, after the privacy rules."""
         source = await self._instances.source()
-        person = await source.fetch_person(selection.public_id)
+        person = await source.fetch_person(public_id)
         messages: tuple[Message, ...] = ()
-        if selection.with_messages:
-            messages = tuple(await source.fetch_messages(selection.public_id))
+        if with_messages:
+            messages = tuple(await source.fetch_messages(public_id))
         return privacy.apply(person, self._rules, messages)
+
+    async def _crm_failed(self, name: str, error: SyncdError) -> TargetOutcome:
+        """Note what stopped a call to CRM ``name`` (its health; a rejected credential is
+        read again next time) and the failed outcome it stands for."""
+        _note_health(self._state.health[name], error)
+        if isinstance(error, AuthError):
+            await self._instances.invalidate(name)
+        return failure(error)
 
     async def _source_failed(self, error: SyncdError) -> None:
         _note_health(self._state.source_health, error)
@@ -175,10 +182,7 @@ class Relay:
         try:
             outcome = await self._batchers[name].submit(contact)
         except SyncdError as error:
-            _note_health(health, error)
-            if isinstance(error, AuthError):
-                await self._instances.invalidate(name)
-            outcome = failure(error)
+            outcome = await self._crm_failed(name, error)
         else:
             _note_health(health, None)
         results[name] = outcome

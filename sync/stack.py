@@ -47,6 +47,10 @@ class Stack:
     def crms(self) -> dict[str, RunningSandbox]:
         return {name: sb for name, sb in self.running.items() if sb.kind == "crm"}
 
+    def record_counts(self) -> dict[str, int]:
+        """How many person records each CRM sandbox holds, by instance name."""
+        return {name: int(sb.sandbox.contact_count()) for name, sb in self.crms.items()}
+
     async def cli(self, *args: str) -> tuple[str, int, float]:
         """Run `syncd ARGS --config <stack's>` in a subprocess: (output, exit code, seconds)."""
         started = time.perf_counter()

@@ -14,19 +14,12 @@ from collections.abc import Generator
 
 import httpx
 
-from connectors._credentials import OAuthCredential as OAuthCredential
-from connectors._credentials import token_or_oauth
 from connectors._http import classify_response
 from sync.errors import AuthError, ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
 CORRELATION_HEADER = "x-hubspot-correlation-id"
 TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 - an endpoint path, not a secret
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-
-
-def parse_credential(connector: str, credential: str) -> str | OAuthCredential:
-    """A private-app token as is, or the OAuth JSON (see :mod:`connectors._credentials`)."""
-    return token_or_oauth(connector, credential)
 
 
 class Bearer(httpx.Auth):

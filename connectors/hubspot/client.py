@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
+from connectors._credentials import OAuthCredential, token_or_oauth
 from connectors._http import RetryPolicy, json_object, send
 from connectors._ratelimit import Layered, Limiter
 from connectors.base import (
@@ -79,14 +80,14 @@ class HubSpotCRM:
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, transport=transport, auth=self._bearer, timeout=30.0
         )
-        self._oauth: auth.OAuthCredential | None = None
+        self._oauth: OAuthCredential | None = None
         self._problem: AuthError | None = None
         try:
-            parsed = auth.parse_credential(self._connector, credential)
+            parsed = token_or_oauth(self._connector, credential)
         except AuthError as error:
             self._problem = error  # raised by the first call, not by the constructor
         else:
-            if isinstance(parsed, auth.OAuthCredential):
+            if isinstance(parsed, OAuthCredential):
                 self._oauth = parsed
             else:
                 self._bearer.token = parsed

@@ -16,6 +16,7 @@ import fnmatch
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -55,6 +56,10 @@ ACCOUNT_DETAILS = {
 
 class HubSpotSandbox:
     """HubSpot CRM v3 (contacts) on one ASGI app: ``app``; state in ``store``."""
+
+    #: (method, path prefix) of the requests that write person records: where a test or a
+    #: benchmark injects faults "after the write" (see SandboxCore.break_next).
+    WRITE_REQUEST: ClassVar[tuple[str, str]] = ("POST", "/crm/v3/objects/contacts/batch/create")
 
     def __init__(
         self,

@@ -15,8 +15,6 @@ from collections.abc import Generator
 
 import httpx
 
-from connectors._credentials import OAuthCredential as OAuthCredential
-from connectors._credentials import token_or_oauth
 from connectors._http import classify_response
 from sync.errors import AuthError, ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
@@ -25,11 +23,6 @@ REQUEST_ID_HEADER = "x-correlation-id"
 #: A 429 whose window resets later than this is the daily token budget, not the burst limit.
 DAILY_RESET_THRESHOLD = 60.0
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-
-
-def parse_credential(connector: str, credential: str) -> str | OAuthCredential:
-    """An API token as is, or the OAuth JSON (see :mod:`connectors._credentials`)."""
-    return token_or_oauth(connector, credential)
 
 
 class TokenAuth(httpx.Auth):

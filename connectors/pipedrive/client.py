@@ -33,6 +33,7 @@ from connectors.base import (
     TargetOutcome,
     fields_to_write,
     match,
+    match_keys,
     name_key,
     profile_key,
 )
@@ -410,9 +411,9 @@ def _waves(contacts: Sequence[Contact]) -> list[list[int]]:
     """Contact indexes in waves: within a wave no two contacts share a matching key, and a
     contact that shares one with an earlier contact comes in a later wave."""
     waves: list[list[int]] = []
-    taken: list[set[object]] = []
+    taken: list[set[tuple[MatchStep, object]]] = []
     for index, contact in enumerate(contacts):
-        keys = _match_keys(contact)
+        keys = match_keys(contact)
         level = 0
         for depth, seen in enumerate(taken):
             if keys & seen:
@@ -423,15 +424,3 @@ def _waves(contacts: Sequence[Contact]) -> list[list[int]]:
         waves[level].append(index)
         taken[level] |= keys
     return waves
-
-
-def _match_keys(contact: Contact) -> set[object]:
-    fields = contact.fields
-    keys: set[object] = {("id", contact.member_id)}
-    if url := profile_key(fields.get("linkedin_url")):
-        keys.add(("url", url))
-    if email := (fields.get("email") or "").strip().casefold():
-        keys.add(("email", email))
-    if name := name_key(fields):
-        keys.add(("name", name))
-    return keys

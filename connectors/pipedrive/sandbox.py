@@ -19,6 +19,7 @@ import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -53,6 +54,10 @@ PROFILE_FIELD = "LinkedIn profile URL"
 
 class PipedriveSandbox:
     """One Pipedrive company on one ASGI app: ``app``; its records in ``store``."""
+
+    #: (method, path prefix) of the requests that write person records: where a test or a
+    #: benchmark injects faults "after the write" (see SandboxCore.break_next).
+    WRITE_REQUEST: ClassVar[tuple[str, str]] = ("POST", "/api/v2/persons")
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import httpx
 
+from connectors._credentials import OAuthCredential, token_or_oauth
 from connectors._http import RetryPolicy, json_object, send
 from connectors._ratelimit import Limiter
 from connectors.base import ConnectorSettings
@@ -45,14 +46,14 @@ class Session:
             auth=self._auth,
             timeout=30.0,
         )
-        self._oauth: auth.OAuthCredential | None = None
+        self._oauth: OAuthCredential | None = None
         self._problem: AuthError | None = None
         try:
-            parsed = auth.parse_credential(self._connector, credential)
+            parsed = token_or_oauth(self._connector, credential)
         except AuthError as error:
             self._problem = error  # raised by the first call, not by the constructor
         else:
-            if isinstance(parsed, auth.OAuthCredential):
+            if isinstance(parsed, OAuthCredential):
                 self._oauth = parsed
             else:
                 self._auth.api_token = parsed

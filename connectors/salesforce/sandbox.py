@@ -19,6 +19,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -38,6 +39,10 @@ _VERSION = re.compile(r"^v(\d+)\.0$")
 
 class SalesforceSandbox:
     """A Salesforce org on one ASGI app: ``app``; records in ``org``."""
+
+    #: (method, path prefix) of the requests that write person records: where a test or a
+    #: benchmark injects faults "after the write" (see SandboxCore.break_next).
+    WRITE_REQUEST: ClassVar[tuple[str, str]] = ("PATCH", "/services/data/")
 
     #: The built-in connected app whose refresh tokens the sandbox accepts.
     CLIENT_ID = "3MVG9sandbox.syncd.connected.app"

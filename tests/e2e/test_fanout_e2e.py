@@ -27,10 +27,6 @@ def two_portals(root: Path) -> AbstractAsyncContextManager[Stack]:
     return throwaway_stack(root, crms={"hubspot": "hubspot", "eu": "hubspot"})
 
 
-def counts(stack: Stack) -> dict[str, int]:
-    return {name: sb.sandbox.contact_count() for name, sb in stack.crms.items()}
-
-
 def lines(output: str) -> dict[str, str]:
     """`name: rest` lines by CRM name."""
     out = {}
@@ -53,7 +49,7 @@ async def test_one_add_reaches_every_crm_once(tmp_path: Path) -> None:
         assert code == 0, output
         second = lines(output)
         assert {n: r.replace("unchanged", "created") for n, r in second.items()} == first
-        assert counts(stack) == dict.fromkeys(stack.crms, 1)
+        assert stack.record_counts() == dict.fromkeys(stack.crms, 1)
 
 
 async def test_to_picks_instances(tmp_path: Path) -> None:
@@ -62,7 +58,7 @@ async def test_to_picks_instances(tmp_path: Path) -> None:
         output, code, _ = await stack.cli("add-contact", ADA, "--to", "eu")
         assert code == 0, output
         assert list(lines(output)) == ["eu"]
-        assert counts(stack) == {"hubspot": 0, "eu": 1}
+        assert stack.record_counts() == {"hubspot": 0, "eu": 1}
 
 
 async def test_unknown_to_is_exit_2_and_nothing_is_sent(tmp_path: Path) -> None:
@@ -82,7 +78,7 @@ async def test_two_instances_of_one_type_work_side_by_side(tmp_path: Path) -> No
         output, code, _ = await stack.cli("add-contact", ADA)
         assert code == 0, output
         assert set(lines(output)) == {"hubspot", "eu"}
-        assert counts(stack) == {"hubspot": 1, "eu": 1}
+        assert stack.record_counts() == {"hubspot": 1, "eu": 1}
 
 
 async def test_one_failing_crm_does_not_hold_back_the_others(tmp_path: Path) -> None:
@@ -95,7 +91,7 @@ async def test_one_failing_crm_does_not_hold_back_the_others(tmp_path: Path) -> 
         assert result["hubspot"].startswith("created ")
         assert result["eu"].startswith("failed: ")
         assert "400" in result["eu"]
-        assert counts(stack) == {"hubspot": 1, "eu": 0}
+        assert stack.record_counts() == {"hubspot": 1, "eu": 0}
 
 
 async def test_check_answers_without_writing(tmp_path: Path) -> None:
@@ -104,7 +100,7 @@ async def test_check_answers_without_writing(tmp_path: Path) -> None:
         output, code, _ = await stack.cli("check", ADA)
         assert code == 0, output
         assert set(lines(output).values()) == {"not found"}
-        assert counts(stack) == dict.fromkeys(stack.crms, 0)
+        assert stack.record_counts() == dict.fromkeys(stack.crms, 0)
         added, code, _ = await stack.cli("add-contact", ADA)
         assert code == 0
         ids = {n: rest.split()[-1] for n, rest in lines(added).items()}
@@ -117,7 +113,7 @@ async def test_check_answers_without_writing(tmp_path: Path) -> None:
             assert found["id"] == ids[name]
             assert found["step"] == "identity"
             assert ids[name] in found["url"]
-        assert counts(stack) == dict.fromkeys(stack.crms, 1)
+        assert stack.record_counts() == dict.fromkeys(stack.crms, 1)
 
 
 async def test_check_refuses_a_bad_ref_with_exit_2(tmp_path: Path) -> None:
@@ -137,7 +133,7 @@ async def test_the_same_person_many_times_at_once_is_one_record(tmp_path: Path) 
         refs = [ADA, "ada-quill", zoe, ADA + "?utm=x", "zoe-angstrom", ADA]
         output, code, _ = await stack.cli("add-contact", *refs)
         assert code == 0, output
-        assert counts(stack) == dict.fromkeys(stack.crms, 2)
+        assert stack.record_counts() == dict.fromkeys(stack.crms, 2)
         again, code, _ = await stack.cli("add-contact", ADA, zoe)
         assert code == 0, again
         assert "created" not in again

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import pytest
 
 from connectors._http import RetryPolicy
 from connectors.linkedin.samples import generated_people
@@ -18,13 +19,6 @@ from sync.stack import Stack, throwaway_stack
 #: Fast retries, and a budget long enough to wait out a few-second outage.
 RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)
 
-#: Where each CRM type's client writes person records: (method, path prefix).
-WRITES = {
-    "hubspot": ("POST", "/crm/v3/objects/contacts/batch/create"),
-    "pipedrive": ("POST", "/api/v2/persons"),
-    "salesforce": ("PATCH", "/services/data/"),
-}
-
 
 def people(stack: Stack, count: int) -> list[str]:
     """``count`` fresh people in the source; their refs."""
@@ -32,10 +26,6 @@ def people(stack: Stack, count: int) -> list[str]:
     stack.source.sandbox.add_people(extra)
     stack.source.sandbox.set_rate_limit(100_000, 1.0)
     return [p["profile"]["publicId"] for p in extra]
-
-
-def counts(stack: Stack) -> dict[str, int]:
-    return {name: sb.sandbox.contact_count() for name, sb in stack.crms.items()}
 
 
 def identities(stack: Stack) -> dict[str, int]:
@@ -68,7 +58,7 @@ async def relay_through(
 
 
 def assert_exactly_once(stack: Stack, count: int) -> None:
-    assert counts(stack) == dict.fromkeys(stack.crms, count)
+    assert stack.record_counts() == dict.fromkeys(stack.crms, count)
     assert identities(stack) == dict.fromkeys(stack.crms, 0)
 
 
@@ -99,28 +89,23 @@ async def test_a_429_storm(tmp_path: Path) -> None:
     assert_exactly_once(stack, 12)
 
 
-async def test_connection_reset_before_the_write(tmp_path: Path) -> None:
-    """The connection is cut before the CRM sees the request: sent again, written once."""
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("reset", id="reset-before-the-write"),
+        pytest.param("lose_response", id="answer-lost-after-the-write"),
+    ],
+)
+async def test_a_cut_connection_neither_loses_nor_doubles(tmp_path: Path, kind: str) -> None:
+    """The connection is cut before the CRM sees the write (sent again), or after the CRM
+    applied it and before the answer arrived (found again by identity): written once."""
 
-    def resets(stack: Stack) -> None:
+    def cut(stack: Stack) -> None:
         for sb in stack.crms.values():
-            method, prefix = WRITES[sb.type]
-            sb.sandbox.core.break_next("reset", count=3, path_prefix=prefix, method=method)
+            method, prefix = sb.sandbox.WRITE_REQUEST
+            sb.sandbox.core.break_next(kind, count=3, path_prefix=prefix, method=method)
 
-    stack, output, code = await relay_through(tmp_path, 12, resets)
-    assert code == 0, output
-    assert_exactly_once(stack, 12)
-
-
-async def test_response_lost_after_the_write_was_applied(tmp_path: Path) -> None:
-    """The CRM applied the write and the answer never arrived: found again, not doubled."""
-
-    def lost(stack: Stack) -> None:
-        for sb in stack.crms.values():
-            method, prefix = WRITES[sb.type]
-            sb.sandbox.core.break_next("lose_response", count=3, path_prefix=prefix, method=method)
-
-    stack, output, code = await relay_through(tmp_path, 12, lost)
+    stack, output, code = await relay_through(tmp_path, 12, cut)
     assert code == 0, output
     assert_exactly_once(stack, 12)
 
@@ -152,8 +137,8 @@ async def test_tokens_expire_mid_run(tmp_path: Path) -> None:
         assert "syncd auth set hubspot" in output
         status, _, _ = await stack.cli("status", "--json")
         assert json.loads(status)["crms"]["hubspot"]["health"] == "auth"
-    assert counts(stack)["salesforce"] == 8
-    assert counts(stack)["hubspot"] == 4
+    assert stack.record_counts()["salesforce"] == 8
+    assert stack.record_counts()["hubspot"] == 4
 
 
 async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> None:
@@ -162,7 +147,7 @@ async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> No
     def everything(stack: Stack) -> None:
         for sb in stack.crms.values():
             core = sb.sandbox.core
-            method, prefix = WRITES[sb.type]
+            method, prefix = sb.sandbox.WRITE_REQUEST
             core.fail_next(429, retry_after=0, count=10)
             core.fail_next(503, count=5)
             core.break_next("reset", count=3)

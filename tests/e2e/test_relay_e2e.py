@@ -150,6 +150,20 @@ class TestAddContact:
         assert done.returncode == 5
         assert sandboxes.hubspot.requests() == []
 
+    def test_check_of_a_refused_person_exits_5_and_asks_no_crm(
+        self, env: Env, sandboxes: Sandboxes
+    ) -> None:
+        """`check` applies the privacy rules too: a blocked person is not looked up (P3)."""
+        env.config.write_text(
+            env.config.read_text() + '\n[privacy]\nblocked_email_domains = ["private.example"]\n'
+        )
+        seed(sandboxes, person("e2e-erin-1", email="erin@private.example"))
+        env.start_daemon()
+        done = env.syncd("check", "e2e-erin-1")
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert done.stdout.startswith("hubspot: refused: ")
+        assert sandboxes.hubspot.requests() == []
+
 
 class TestDaemon:
     """The daemon's socket, signals and promises."""
