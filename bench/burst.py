@@ -39,9 +39,9 @@ from pathlib import Path
 import anyio
 
 from connectors.hubspot import ratelimit as hubspot_limits
-from connectors.linkedin.samples import generated_people
+from connectors.linkedin.sandbox.samples import generated_people
 from connectors.pipedrive import ratelimit as pipedrive_limits
-from sync.stack import Stack, throwaway_stack
+from rig.stack import Stack, throwaway_stack
 from sync.state import DaemonState
 
 #: generated_people's first index: publicIds are person-<n> from here on.

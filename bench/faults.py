@@ -21,10 +21,10 @@ from pathlib import Path
 
 import anyio
 
-from connectors._http import RetryPolicy
-from connectors.linkedin.samples import generated_people
-from sync.residue import scan
-from sync.stack import Stack, throwaway_stack
+from connectors.linkedin.sandbox.samples import generated_people
+from rig.residue import scan
+from rig.stack import Stack, throwaway_stack
+from sync.retry import RetryPolicy
 
 RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)
 Fault = Callable[[Stack], None]

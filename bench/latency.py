@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from sync.stack import Stack, throwaway_stack
+from rig.stack import Stack, throwaway_stack
 
 
 async def _timed(stack: Stack, runs: int, *args: str) -> list[float]:

@@ -8,18 +8,14 @@ in it ("email x@y.example is invalid"), and those are people's data (P1).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable, Container
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import anyio
 import httpx
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
@@ -35,39 +31,12 @@ from sync.errors import (
     SyncdError,
     WriteUncertain,
 )
+from sync.retry import RetryPolicy
 
 Classifier = Callable[[str, httpx.Response], SyncdError]
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REJECTED_STATUSES = frozenset({400, 404, 409, 410, 413, 422})
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try before a request is a final failure."""
-
-    attempts: int = 12
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    #: The whole budget: past it, a request that still fails is a final failure. With
-    #: equal jitter the 12 attempts alone take at least ~90 s, so a CRM that is down
-    #: for half a minute is waited out, while a dead one is reported within minutes.
-    deadline: float = 180.0
-    #: How to wait; tests pass a recorder that returns at once, so nothing really sleeps
-    #: and the waits asked for can be checked.
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-
-    def delay(self, state: RetryCallState) -> float:
-        """Exponential backoff with equal jitter (half fixed, half random, so the budget
-        has a known floor), never shorter than the server asked."""
-        backoff = min(self.max_delay, self.initial_delay * 2 ** (state.attempt_number - 1))
-        delay: float = backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311 - jitter
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RetryableError) and error.retry_after == 0:
-            return 0.0
-        if isinstance(error, RetryableError) and error.retry_after is not None:
-            delay = max(delay, min(error.retry_after, self.max_delay))
-        return delay
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -184,6 +153,7 @@ async def send(
             lambda e: isinstance(e, RetryableError) and not isinstance(e, WriteUncertain)
         ),
         sleep=policy.sleep,
+        before_sleep=policy.before_sleep(connector, f"{method.upper()} request"),
         reraise=True,
     )
     response: httpx.Response = await retrying(attempt_once)
@@ -207,7 +177,6 @@ def json_object(connector: str, response: httpx.Response) -> dict[str, Any]:
 
 __all__ = [
     "ConnectorError",
-    "RetryPolicy",
     "classify_response",
     "json_object",
     "retry_after_seconds",

@@ -26,16 +26,6 @@ class _OwnedServer(uvicorn.Server):
         yield
 
 
-def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
-    """A listening TCP socket on loopback (port 0: any free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
 async def serve(
     app: ASGIApp,
     sock: socket.socket,
@@ -67,9 +57,3 @@ async def serve(
     finally:
         with anyio.CancelScope(shield=True):
             await server.shutdown(sockets=[sock])
-
-
-def url_of(sock: socket.socket) -> str:
-    """The http:// base URL a loopback TCP socket serves."""
-    host, port = sock.getsockname()[:2]
-    return f"http://{host}:{port}"

@@ -180,14 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = command(
         "sandbox",
-        _lazy("sync.sandboxes", "cmd_sandbox"),
+        _lazy("rig.runner", "cmd_sandbox"),
         "serve every sandbox on loopback until Ctrl-C, for trying syncd by hand",
     )
     sandbox.add_argument("--config-out", metavar="PATH", help="write a config pointing at them")
 
     demo = command(
         "demo",
-        _lazy("sync.demo", "cmd_demo"),
+        _lazy("rig.demo", "cmd_demo"),
         "relay sample people through sandboxes and a real daemon, then scan for residue",
     )
     demo.add_argument("--contacts", type=int, default=5, metavar="N", help="how many (default 5)")

@@ -14,7 +14,6 @@ import structlog
 from anyio import CancelScope
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 
-from connectors._http import RetryPolicy
 from sync.asgi import serve
 from sync.config import Config
 from sync.control.server import build_app
@@ -22,6 +21,7 @@ from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket
 from sync.instances import Instances, TransportFactory
 from sync.journal import Journal
 from sync.relay import Relay
+from sync.retry import RetryPolicy
 from sync.secrets import TokenStore
 from sync.state import DaemonState, Selection
 

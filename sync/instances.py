@@ -14,10 +14,10 @@ import anyio
 import httpx
 
 from connectors import registry
-from connectors._http import RetryPolicy
 from connectors.base import CRM, ConnectorSettings, Source
 from sync.config import Config
 from sync.errors import AuthError, UsageError
+from sync.retry import RetryPolicy
 from sync.secrets import TokenStore
 
 TransportFactory = Callable[[ConnectorSettings], httpx.AsyncBaseTransport | None]

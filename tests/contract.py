@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from connectors._http import RetryPolicy
 from connectors.base import CRM, ConnectorSettings, Contact, OverwritePolicy
 from sync.errors import AuthError
+from sync.retry import RetryPolicy
 
 TOKEN = "sandbox-token-contract"
 

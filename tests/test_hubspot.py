@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors._http import RetryPolicy
 from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.hubspot.client import HubSpotCRM
 from connectors.hubspot.mapping import CUSTOM_PROPERTIES, IDENTITY_PROPERTY, PROPERTY_OF
-from connectors.hubspot.sandbox import HubSpotSandbox
+from connectors.hubspot.sandbox.app import HubSpotSandbox
 from sync.errors import AuthError, FatalConnectorError
+from sync.retry import RetryPolicy
 from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
 
 BASE = "http://sandbox.test"

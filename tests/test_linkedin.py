@@ -16,12 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from connectors._http import RetryPolicy
 from connectors.base import ConnectorSettings, Person
 from connectors.linkedin import INFO
 from connectors.linkedin.client import LinkedInSource
 from connectors.linkedin.mapping import Profile, ShapeError, to_message, to_person
-from connectors.linkedin.samples import (
+from connectors.linkedin.sandbox.app import LinkedInSandbox
+from connectors.linkedin.sandbox.samples import (
     LONG_COMPANY,
     LONG_HEADLINE,
     SamplePerson,
@@ -29,8 +29,8 @@ from connectors.linkedin.samples import (
     profile,
     sample_people,
 )
-from connectors.linkedin.sandbox import LinkedInSandbox
-from sync.asgi import bind_loopback, serve, url_of
+from rig.loopback import bind_loopback, url_of
+from sync.asgi import serve
 from sync.errors import (
     AuthError,
     ConnectorError,
@@ -38,6 +38,7 @@ from sync.errors import (
     RecordRejected,
     RetryableError,
 )
+from sync.retry import RetryPolicy
 from tests.contract import SleepRecorder
 
 TOKEN = "sandbox-token-linkedin"

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from connectors._http import RetryPolicy
 from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.pipedrive.client import PipedriveCRM
-from connectors.pipedrive.sandbox import PROFILE_FIELD, PipedriveSandbox
-from connectors.pipedrive.sandbox_http import TOKEN_COST
+from connectors.pipedrive.sandbox.app import PROFILE_FIELD, PipedriveSandbox
+from connectors.pipedrive.sandbox.http import TOKEN_COST
 from sync.errors import AuthError, FatalConnectorError
+from sync.retry import RetryPolicy
 from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
 
 BASE = "http://sandbox.test"

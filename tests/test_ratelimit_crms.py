@@ -20,18 +20,18 @@ import anyio
 import httpx
 import pytest
 
-from connectors._http import RetryPolicy
 from connectors._ratelimit import Limiter, Unlimited
-from connectors._sandbox import SandboxCore
 from connectors.base import ConnectorSettings, Contact, TargetOutcome
 from connectors.hubspot.client import HubSpotCRM
-from connectors.hubspot.sandbox import HubSpotSandbox
+from connectors.hubspot.sandbox.app import HubSpotSandbox
 from connectors.pipedrive.client import PipedriveCRM
-from connectors.pipedrive.sandbox import PipedriveSandbox
+from connectors.pipedrive.sandbox.app import PipedriveSandbox
 from connectors.salesforce import ratelimit as salesforce_ratelimit
 from connectors.salesforce.client import SalesforceCRM
-from connectors.salesforce.sandbox import SalesforceSandbox
+from connectors.salesforce.sandbox.app import SalesforceSandbox
+from rig.sandbox import SandboxCore
 from sync.errors import RetryableError
+from sync.retry import RetryPolicy
 
 BASE = "http://sandbox.test"
 TOKEN = "sandbox-token-ratelimit"

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from connectors._http import RetryPolicy
 from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
-from connectors.salesforce import sandbox_soql, soql
+from connectors.salesforce import soql
 from connectors.salesforce.client import SalesforceCRM
 from connectors.salesforce.mapping import (
     EXTERNAL_ID_FIELD,
@@ -23,8 +22,10 @@ from connectors.salesforce.mapping import (
     LEAD_COMPANY_FALLBACK,
     PROFILE_URL_FIELD,
 )
-from connectors.salesforce.sandbox import SalesforceSandbox
+from connectors.salesforce.sandbox import soql as sandbox_soql
+from connectors.salesforce.sandbox.app import SalesforceSandbox
 from sync.errors import AuthError, FatalConnectorError, RetryableError
+from sync.retry import RetryPolicy
 from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
 
 BASE = "http://sandbox.test"

@@ -10,7 +10,7 @@ from connectors.registry import ConnectorInfo
 INFO = ConnectorInfo(
     kind="crm",
     client="connectors.hubspot.client:HubSpotCRM",
-    sandbox="connectors.hubspot.sandbox:HubSpotSandbox",
+    sandbox="connectors.hubspot.sandbox.app:HubSpotSandbox",
     default_base_url="https://api.hubapi.com",
     credential=(
         "a private-app access token, or OAuth JSON {client_id, client_secret, refresh_token}"

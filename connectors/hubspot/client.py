@@ -19,7 +19,7 @@ import anyio
 import httpx
 
 from connectors._credentials import OAuthCredential, token_or_oauth
-from connectors._http import RetryPolicy, json_object, send
+from connectors._http import json_object, send
 from connectors._ratelimit import Layered, Limiter
 from connectors.base import (
     Candidate,
@@ -42,6 +42,7 @@ from connectors.hubspot.mapping import (
     to_properties,
 )
 from sync.errors import AuthError, FatalConnectorError
+from sync.retry import RetryPolicy
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"

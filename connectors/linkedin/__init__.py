@@ -11,7 +11,7 @@ from connectors.registry import ConnectorInfo
 INFO = ConnectorInfo(
     kind="source",
     client="connectors.linkedin.client:LinkedInSource",
-    sandbox="connectors.linkedin.sandbox:LinkedInSandbox",
+    sandbox="connectors.linkedin.sandbox.app:LinkedInSandbox",
     default_base_url="https://www.linkedin.example/api",
     credential="the session token of your own signed-in session",
     options={},

@@ -16,7 +16,7 @@ from typing import ClassVar, cast
 
 import httpx
 
-from connectors._http import RetryPolicy, classify_response, json_object, send
+from connectors._http import classify_response, json_object, send
 from connectors.base import ConnectorSettings, Message, Person
 from connectors.linkedin.mapping import (
     ContactInfo,
@@ -32,6 +32,7 @@ from sync.errors import (
     RecordRejected,
     SyncdError,
 )
+from sync.retry import RetryPolicy
 
 PUBLIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,99}$")
 BOT_DEFENCE_STATUS = 999

@@ -10,7 +10,7 @@ from connectors.registry import ConnectorInfo, Option
 INFO = ConnectorInfo(
     kind="crm",
     client="connectors.pipedrive.client:PipedriveCRM",
-    sandbox="connectors.pipedrive.sandbox:PipedriveSandbox",
+    sandbox="connectors.pipedrive.sandbox.app:PipedriveSandbox",
     default_base_url="https://yourcompany.pipedrive.com",
     credential=(
         "your personal API token (Personal preferences > API), or OAuth JSON "

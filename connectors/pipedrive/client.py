@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
-from connectors._http import RetryPolicy
 from connectors._ratelimit import Limiter
 from connectors.base import (
     MATCH_STEPS,
@@ -53,6 +52,7 @@ from connectors.pipedrive.mapping import (
 )
 from connectors.pipedrive.session import Session
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
+from sync.retry import RetryPolicy
 
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"

@@ -13,11 +13,12 @@ import anyio
 import httpx
 
 from connectors._credentials import OAuthCredential, token_or_oauth
-from connectors._http import RetryPolicy, json_object, send
+from connectors._http import json_object, send
 from connectors._ratelimit import Limiter
 from connectors.base import ConnectorSettings
 from connectors.pipedrive import auth, ratelimit
 from sync.errors import AuthError, FatalConnectorError
+from sync.retry import RetryPolicy
 
 _OK = range(200, 300)
 

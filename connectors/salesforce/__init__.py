@@ -11,7 +11,7 @@ from connectors.registry import ConnectorInfo, Option
 INFO = ConnectorInfo(
     kind="crm",
     client="connectors.salesforce.client:SalesforceCRM",
-    sandbox="connectors.salesforce.sandbox:SalesforceSandbox",
+    sandbox="connectors.salesforce.sandbox.app:SalesforceSandbox",
     default_base_url="https://login.salesforce.com",
     credential=(
         "OAuth JSON {client_id, client_secret, refresh_token} of a connected app "

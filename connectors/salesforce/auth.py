@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
-from connectors._http import RetryPolicy, classify_response, json_object, retry_after_seconds, send
+from connectors._http import classify_response, json_object, retry_after_seconds, send
 from sync.errors import AuthError, FatalConnectorError, RetryableError, SyncdError
+from sync.retry import RetryPolicy
 
 TOKEN_PATH = "/services/oauth2/token"  # noqa: S105 - an endpoint path, not a secret
 LIMIT_INFO_HEADER = "Sforce-Limit-Info"

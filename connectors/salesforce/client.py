@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors._http import RetryPolicy, json_object, send
+from connectors._http import json_object, send
 from connectors._ratelimit import Limiter
 from connectors.base import (
     Candidate,
@@ -46,6 +46,7 @@ from connectors.salesforce.mapping import (
     to_sobject,
 )
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
+from sync.retry import RetryPolicy
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 _OK = range(200, 300)

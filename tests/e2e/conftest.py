@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors._sandbox import SandboxControl
+from rig.sandbox import SandboxControl
 
 SOURCE_TOKEN = "canary-source-token-7f3a9c1e5b"
 HUBSPOT_TOKEN = "canary-hubspot-token-2d8e4f6a0c"

@@ -18,8 +18,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from rig.stack import Stack, throwaway_stack
 from sync.control.client import _UnixConnection
-from sync.stack import Stack, throwaway_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from connectors import registry
-from sync.stack import Stack, throwaway_stack
+from rig.stack import Stack, throwaway_stack
 
 ADA = "https://www.linkedin.example/in/ada-quill/"
 

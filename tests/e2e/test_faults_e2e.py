@@ -1,7 +1,7 @@
 """P5 under fault injection: every CRM down, throttled, cut mid-request, its answer lost after
 the write, its tokens expired — and still exactly one record per person in every CRM, or a
 clear failure. The real CLI in a subprocess, the daemon in this process, every sandbox
-behind a loopback fault proxy (see connectors/_faultnet.py)."""
+behind a loopback fault proxy (see rig/faultnet.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from connectors._http import RetryPolicy
-from connectors.linkedin.samples import generated_people
-from sync.stack import Stack, throwaway_stack
+from connectors.linkedin.sandbox.samples import generated_people
+from rig.stack import Stack, throwaway_stack
+from sync.retry import RetryPolicy
 
 #: Fast retries, and a budget long enough to wait out a few-second outage.
 RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)

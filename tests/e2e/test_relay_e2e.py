@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sync.residue import scan
+from rig.residue import scan
 from tests.e2e.conftest import HUBSPOT_TOKEN, SOURCE_TOKEN, Env, Sandboxes
 
 pytestmark = pytest.mark.e2e

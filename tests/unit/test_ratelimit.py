@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from connectors import _ratelimit
-from connectors._http import RetryPolicy, send
+from connectors._http import send
 from connectors._ratelimit import Layered, RateInfo, RateLimiter
 from connectors.hubspot import ratelimit as hubspot
 from connectors.pipedrive import ratelimit as pipedrive
 from connectors.salesforce import ratelimit as salesforce
+from sync.retry import RetryPolicy
 
 
 class FakeTime:

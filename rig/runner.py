@@ -16,8 +16,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from connectors import registry
-from connectors._faultnet import FaultProxy
-from sync.asgi import bind_loopback, serve, url_of
+from rig.faultnet import FaultProxy
+from rig.loopback import bind_loopback, url_of
+from sync.asgi import serve
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.salesforce.sandbox_store import Org, SalesforceError
+from connectors.salesforce.sandbox.store import Org, SalesforceError
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:\\.|[^'\\])*')|(?P<bad>')|(?P<num>\d+)"

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors._sandbox import CONTROL_PREFIX, Throttle
 from connectors.hubspot.mapping import BATCH_LIMIT, ErrorDetail, RateLimitError, StandardError
-from connectors.hubspot.sandbox_store import HubSpotError
+from connectors.hubspot.sandbox.store import HubSpotError
+from rig.sandbox import CONTROL_PREFIX, Throttle
 
 CORRELATION_HEADER = "X-HubSpot-Correlation-Id"
 DAILY_LIMIT = 250_000

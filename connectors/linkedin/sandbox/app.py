@@ -3,7 +3,7 @@
 It serves the vendor's paths under ``/api``, checks the Bearer token, validates
 parameters as the spec does, pages conversations, throttles each token with a sliding
 window, and can play the network's bot defence (status 999, empty body). Every method
-but GET is recorded by :class:`~connectors._sandbox.SandboxCore` as a P4 violation.
+but GET is recorded by :class:`~rig.sandbox.SandboxCore` as a P4 violation.
 
 Vendor-specific control endpoints, beside the shared ones:
 
@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from connectors._sandbox import SandboxCore, SlidingWindow
 from connectors.linkedin.mapping import ContactInfo, Message, Profile
-from connectors.linkedin.samples import ME, SamplePerson, sample_people
+from connectors.linkedin.sandbox.samples import ME, SamplePerson, sample_people
+from rig.sandbox import SandboxCore, SlidingWindow
 
 PUBLIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,99}$")
 BOT_DEFENCE_STATUS = 999

@@ -21,7 +21,7 @@ POST     /_sandbox/network            ``{"outage_seconds"}``: refuse connections
                                       "method"}``:
                                       cut the next ``count`` matching requests with a TCP
                                       reset, before the write or after it was applied
-                                      (needs the :mod:`connectors._faultnet` proxy)
+                                      (needs the :mod:`rig.faultnet` proxy)
 POST     /_sandbox/reset              forget records, requests, faults
 =======  ===========================  ==================================================
 """

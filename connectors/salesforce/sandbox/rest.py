@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from connectors.salesforce import sandbox_http as h
-from connectors.salesforce import sandbox_soql
-from connectors.salesforce.sandbox_store import Org, SalesforceError
+from connectors.salesforce.sandbox import http as h
+from connectors.salesforce.sandbox import soql as sandbox_soql
+from connectors.salesforce.sandbox.store import Org, SalesforceError
 
 Answer = tuple[int, object]
 

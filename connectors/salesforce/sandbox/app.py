@@ -1,5 +1,5 @@
 """A stateful local emulator of the Salesforce REST API and of its OAuth refresh-token flow,
-as one ASGI app (see :class:`connectors._sandbox.SandboxCore`).
+as one ASGI app (see :class:`rig.sandbox.SandboxCore`).
 
 Emulated: ``POST /services/oauth2/token`` (a built-in connected app whose refresh tokens
 are the ``tokens`` the sandbox accepts; it answers ``instance_url`` = the root it is served
@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors._sandbox import SandboxCore
-from connectors.salesforce import sandbox_http as h
 from connectors.salesforce.mapping import EXTERNAL_ID_FIELD, PROFILE_URL_FIELD
-from connectors.salesforce.sandbox_rest import RestApi
-from connectors.salesforce.sandbox_store import Org, SalesforceError
+from connectors.salesforce.sandbox import http as h
+from connectors.salesforce.sandbox.rest import RestApi
+from connectors.salesforce.sandbox.store import Org, SalesforceError
+from rig.sandbox import SandboxCore
 
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 _VERSION = re.compile(r"^v(\d+)\.0$")

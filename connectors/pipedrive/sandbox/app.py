@@ -1,11 +1,11 @@
 """A stateful local emulator of Pipedrive's API as one ASGI app (see
-:class:`connectors._sandbox.SandboxCore`): persons, organizations and person fields on API
+:class:`rig.sandbox.SandboxCore`): persons, organizations and person fields on API
 v2, notes on API v1, and the OAuth token endpoint (``/oauth/token``, which Pipedrive serves
 on ``oauth.pipedrive.com``; here on the same app so one root URL serves both).
 
 Emulated: ``x-api-token`` or Bearer auth (401 ``unauthorized access``), the refresh-token
 grant with HTTP Basic client auth, the envelope, validation (400), the token-based rate
-limits with their headers and 429 (see :mod:`connectors.pipedrive.sandbox_http`), hashed
+limits with their headers and 429 (see :mod:`connectors.pipedrive.sandbox.http`), hashed
 custom-field keys, search with ``exact_match``, and v1 person endpoints answered as retired
 (410): they are out of support since 2026-08-01
 (https://developers.pipedrive.com/changelog/post/deprecated-apiv1-endpoints-become-out-of-support)
@@ -27,8 +27,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors._sandbox import RecordedRequest, SandboxCore
-from connectors.pipedrive import sandbox_http as h
 from connectors.pipedrive.mapping import (
     JOB_TITLE,
     POSTAL_ADDRESS,
@@ -39,13 +37,15 @@ from connectors.pipedrive.mapping import (
     primary,
     split_name,
 )
-from connectors.pipedrive.sandbox_store import (
+from connectors.pipedrive.sandbox import http as h
+from connectors.pipedrive.sandbox.store import (
     ORG_SEARCH_FIELDS,
     SEARCH_FIELDS,
     PipedriveError,
     Store,
     bad_request,
 )
+from rig.sandbox import RecordedRequest, SandboxCore
 
 Handler = Callable[[Request], Awaitable[Response]]
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]

@@ -19,11 +19,11 @@ from pathlib import Path
 import anyio
 
 from connectors import registry
-from connectors._http import RetryPolicy
+from rig.runner import RunningSandbox, config_text, start_sandboxes
 from sync import log
 from sync.config import load
 from sync.daemon import DaemonHandle, run_daemon
-from sync.sandboxes import RunningSandbox, config_text, start_sandboxes
+from sync.retry import RetryPolicy
 from sync.secrets import MemoryTokenStore
 
 DIRS = ("config", "state", "cache", "log", "run", "tmp")

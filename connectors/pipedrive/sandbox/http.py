@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from connectors._sandbox import SlidingWindow
-from connectors.pipedrive.sandbox_store import PipedriveError, bad_request
+from connectors.pipedrive.sandbox.store import PipedriveError, bad_request
+from rig.sandbox import SlidingWindow
 
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 CORRELATION_HEADER = "x-correlation-id"

@@ -18,9 +18,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors._sandbox import CONTROL_PREFIX
 from connectors.salesforce.mapping import BATCH_LIMIT
-from connectors.salesforce.sandbox_store import SalesforceError
+from connectors.salesforce.sandbox.store import SalesforceError
+from rig.sandbox import CONTROL_PREFIX
 
 LIMIT_HEADER = "Sforce-Limit-Info"
 DUPLICATE_HEADER = "Sforce-Duplicate-Rule-Header"

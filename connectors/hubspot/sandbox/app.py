@@ -1,5 +1,5 @@
 """A stateful local emulator of HubSpot's CRM v3 contacts and properties APIs and of its
-OAuth token refresh, as one ASGI app (see :class:`connectors._sandbox.SandboxCore`).
+OAuth token refresh, as one ASGI app (see :class:`rig.sandbox.SandboxCore`).
 
 Emulated: Bearer auth (401 ``INVALID_AUTHENTICATION`` / ``EXPIRED_AUTHENTICATION``), the
 refresh-token grant, contacts by id or unique ``idProperty``, batch read/create/update/
@@ -24,17 +24,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors._sandbox import SandboxCore, SlidingWindow
 from connectors.hubspot import mapping
-from connectors.hubspot import sandbox_http as h
 from connectors.hubspot.mapping import (
     BatchResponse,
     PropertyCreate,
     SimplePublicObject,
     StandardError,
 )
-from connectors.hubspot.sandbox_companies import CompanyStore
-from connectors.hubspot.sandbox_store import Contact, ContactStore, HubSpotError, now_iso
+from connectors.hubspot.sandbox import http as h
+from connectors.hubspot.sandbox.companies import CompanyStore
+from connectors.hubspot.sandbox.store import Contact, ContactStore, HubSpotError, now_iso
+from rig.sandbox import SandboxCore, SlidingWindow
 
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 _CONTACTS = "/crm/v3/objects/contacts"

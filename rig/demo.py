@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 
-from sync.residue import scan
-from sync.sandboxes import RunningSandbox
-from sync.stack import throwaway_stack
+from rig.residue import scan
+from rig.runner import RunningSandbox
+from rig.stack import throwaway_stack
 
 
 def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[str, str]:

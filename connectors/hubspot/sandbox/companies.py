@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connectors.hubspot.mapping import CONTACT_TO_COMPANY
-from connectors.hubspot.sandbox_store import HubSpotError, now_iso
+from connectors.hubspot.sandbox.store import HubSpotError, now_iso
 
 
 @dataclass(slots=True)
