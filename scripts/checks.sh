@@ -13,6 +13,12 @@ trap 'rm -rf "$home"' EXIT
 eval "$(printf '%s' "throwaway-test-password" \
   | gnome-keyring-daemon --unlock --components=secrets | sed 's/^/export /')"
 
+# `--pytest-only ARGS…` skips lint and types: for running a few tests during development.
+if [ "${1:-}" = "--pytest-only" ]; then
+  shift
+  exec python3 -m pytest "$@"
+fi
+
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy --strict
