@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs every check inside a private D-Bus session with a
+# Installs what the tests need (in a virtual environment), then runs every check inside a private D-Bus session with a
 # throwaway, unlocked gnome-keyring, so the keyring tests use a real Secret Service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# A virtual environment holding only what pyproject.toml declares, so a package that happens
+# to be on this machine cannot hide an undeclared import. In CI (CI=true) it is made fresh
+# for every run; elsewhere .venv/ is kept between runs and brought up to date.
+if [ "${CI:-}" = "true" ]; then
+  venv=$(mktemp -d)/venv
+else
+  venv=.venv
+fi
+[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+"$venv/bin/python3" -m pip install -q --disable-pip-version-check -e '.[dev]'
+export PATH="$(cd "$venv/bin" && pwd):$PATH"
 
 exec dbus-run-session -- bash scripts/checks.sh "$@"
