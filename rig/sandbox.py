@@ -16,6 +16,11 @@ POST     /_sandbox/expire-tokens      every current token now answers 401
 POST     /_sandbox/faults             ``{"status", "retry_after", "count", "path_prefix",
                                       "latency_ms", "body", "content_type"}``: the next
                                       ``count`` requests fail (``body``: a raw answer, text)
+POST     /_sandbox/garbage            ``{"kind", "count", "path_prefix", "method", "applied",
+                                      "size"}``: the next ``count`` matching requests are
+                                      answered 200 with garbage of ``kind`` (see
+                                      :data:`GARBAGE_KINDS`), instead of the vendor's answer
+                                      or, with ``applied``, after the vendor handled them
 POST     /_sandbox/network            ``{"outage_seconds"}``: refuse connections that long;
                                       ``{"reset" | "lose_response": count, "path_prefix",
                                       "method"}``:
@@ -24,6 +29,10 @@ POST     /_sandbox/network            ``{"outage_seconds"}``: refuse connections
                                       (needs the :mod:`rig.faultnet` proxy)
 POST     /_sandbox/reset              forget records, requests, faults
 =======  ===========================  ==================================================
+
+Garbage is what a broken proxy, a captive portal or a cut download hands a client with a
+``200``; every kind carries :data:`GARBAGE_CANARY`, so a test can check that no message,
+log or outcome ever repeats a body.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rig.garbage import GARBAGE_KINDS, HUGE_BYTES, garbage_response
 
 CONTROL_PREFIX = "/_sandbox/"
 
@@ -76,6 +87,16 @@ class _NetFault:
     remaining: int
     path_prefix: str
     method: str = ""  # "" = any
+
+
+@dataclass(slots=True)
+class _Garbage:
+    kind: str
+    remaining: int
+    path_prefix: str
+    method: str = ""  # "" = any
+    applied: bool = False  # the vendor handles the request; its answer is replaced
+    size: int = HUGE_BYTES
 
 
 class Network(Protocol):
@@ -142,6 +163,7 @@ class SandboxCore:
         self.latency_ms = 0
         self._faults: deque[_Fault] = deque()
         self._net_faults: deque[_NetFault] = deque()
+        self._garbage: deque[_Garbage] = deque()
         #: The proxy in front of this sandbox, when it is served over the network.
         self.network: Network | None = None
 
@@ -170,6 +192,24 @@ class SandboxCore:
             raise ValueError(f"unknown network fault {kind!r}")
         self._net_faults.append(_NetFault(kind, count, path_prefix, method.upper()))
 
+    def garbage_next(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        path_prefix: str = "",
+        method: str = "",
+        applied: bool = False,
+        size: int = HUGE_BYTES,
+    ) -> None:
+        """Answer the next ``count`` matching vendor requests with a ``200`` of garbage
+        ``kind`` (see :data:`GARBAGE_KINDS`; ``size`` is how big ``huge`` is). The vendor
+        never sees them, unless ``applied``: then it handles each (a write is made) and
+        its answer is replaced on the way back, as a broken proxy would."""
+        if kind not in GARBAGE_KINDS:
+            raise ValueError(f"unknown garbage kind {kind!r}")
+        self._garbage.append(_Garbage(kind, count, path_prefix, method.upper(), applied, size))
+
     def expire_tokens(self) -> None:
         """Every token accepted so far now answers 401."""
         self.expired |= self.tokens
@@ -181,6 +221,7 @@ class SandboxCore:
         self.violations.clear()
         self._faults.clear()
         self._net_faults.clear()
+        self._garbage.clear()
         self.latency_ms = 0
 
     # -- helpers for vendor routes ------------------------------------------------------
@@ -259,6 +300,21 @@ class SandboxCore:
                     self.break_next(kind, count=int(body[kind]), path_prefix=prefix, method=method)
             return JSONResponse({"pending_network_faults": len(self._net_faults)})
 
+        async def garbage(request: Request) -> Response:
+            body = await request.json()
+            try:
+                self.garbage_next(
+                    str(body.get("kind", "")),
+                    count=int(body.get("count", 1)),
+                    path_prefix=str(body.get("path_prefix", "")),
+                    method=str(body.get("method", "")),
+                    applied=bool(body.get("applied", False)),
+                    size=int(body.get("size", HUGE_BYTES)),
+                )
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+            return JSONResponse({"pending_garbage": len(self._garbage)})
+
         async def reset(_: Request) -> Response:
             self.reset()
             reset_records()
@@ -273,6 +329,7 @@ class SandboxCore:
             Route(p + "expire-tokens", expire, methods=["POST"]),
             Route(p + "faults", faults, methods=["POST"]),
             Route(p + "network", network, methods=["POST"]),
+            Route(p + "garbage", garbage, methods=["POST"]),
             Route(p + "reset", reset, methods=["POST"]),
         ]
 
@@ -285,6 +342,15 @@ class SandboxCore:
                 if fault.remaining <= 0:
                     self._net_faults.remove(fault)
                 return fault
+        return None
+
+    def _take_garbage(self, method: str, path: str) -> _Garbage | None:
+        for garbage in self._garbage:
+            if path.startswith(garbage.path_prefix) and garbage.method in ("", method):
+                garbage.remaining -= 1
+                if garbage.remaining <= 0:
+                    self._garbage.remove(garbage)
+                return garbage
         return None
 
     def _take_fault(self, path: str) -> _Fault | None:
@@ -333,6 +399,10 @@ class _SandboxApp:
             )
         elif net_fault is not None and net_fault.kind == "reset":
             response = Response(status_code=502)  # never seen: the connection is reset
+        elif (garbage := core._take_garbage(method, path)) is not None:
+            if garbage.applied:
+                await self.vendor(scope, receive, _discard)
+            response = garbage_response(garbage.kind, garbage.size)
         elif (fault := core._take_fault(path)) is not None:
             headers = {}
             if fault.retry_after is not None:
@@ -364,6 +434,10 @@ class _SandboxApp:
         core.requests.append(record)
         if core.allowed_methods is not None and method not in core.allowed_methods:
             core.violations.append(record)
+
+
+async def _discard(_: Message) -> None:
+    """An ASGI ``send`` that drops the vendor's answer (garbage goes out instead)."""
 
 
 class SandboxControl:
@@ -417,6 +491,27 @@ class SandboxControl:
     def outage(self, seconds: float) -> None:
         """Refuse connections for ``seconds``, as a CRM that is down."""
         self._json("POST", "/network", {"outage_seconds": seconds})
+
+    def garbage_next(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        path_prefix: str = "",
+        method: str = "",
+        applied: bool = False,
+        size: int = HUGE_BYTES,
+    ) -> None:
+        """Answer the next ``count`` matching vendor requests with garbage (see SandboxCore)."""
+        body = {
+            "kind": kind,
+            "count": count,
+            "path_prefix": path_prefix,
+            "method": method,
+            "applied": applied,
+            "size": size,
+        }
+        self._json("POST", "/garbage", body)
 
     def expire_tokens(self) -> None:
         """Make every current token answer 401."""
