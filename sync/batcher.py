@@ -24,6 +24,20 @@ from connectors.base import Contact, TargetOutcome
 Upsert = Callable[[Sequence[Contact]], Awaitable[list[TargetOutcome]]]
 
 
+class MismatchedOutcomes(Exception):
+    """A batch call answered a different number of outcomes than it was given contacts."""
+
+    def __init__(self, sent: int, answered: int) -> None:
+        super().__init__(f"a batch of {sent} contacts answered {answered} outcomes")
+
+
+class BatchAbandoned(Exception):
+    """The batch call was cancelled before it answered."""
+
+    def __init__(self) -> None:
+        super().__init__("the batch call was cancelled before it answered")
+
+
 @dataclass(eq=False, slots=True)
 class _Waiting:
     contact: Contact
@@ -50,7 +64,8 @@ class Batcher:
         await waiting.done.wait()
         if waiting.error is not None:
             raise waiting.error
-        assert waiting.outcome is not None
+        if waiting.outcome is None:  # the batch was cancelled under it (the daemon stopping)
+            raise BatchAbandoned
         return waiting.outcome
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -68,10 +83,18 @@ class Batcher:
                         break
                 tg.start_soon(self._send_batch, batch, slots)
 
+    async def _call(self, batch: list[_Waiting]) -> list[TargetOutcome]:
+        outcomes = await self._upsert([w.contact for w in batch])
+        if len(outcomes) != len(batch):
+            raise MismatchedOutcomes(len(batch), len(outcomes))
+        return outcomes
+
     async def _send_batch(self, batch: list[_Waiting], slots: anyio.Semaphore) -> None:
+        # Whatever the call raises, expected or not, is handed to each waiting selection,
+        # which reports it: it must never end this task group, which feeds every batch.
         try:
-            outcomes = await self._upsert([w.contact for w in batch])
-        except Exception as error:  # handed to each waiting selection, which reports it
+            outcomes = await self._call(batch)
+        except Exception as error:
             for waiting in batch:
                 waiting.error = error
         else:

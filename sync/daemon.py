@@ -166,7 +166,9 @@ async def run_daemon(
         control.remove()
         raise
     state = DaemonState(list(config.crms), VERSION)
-    instances = Instances(config, store, retry=retry, transport=transport)
+    instances = Instances(
+        config, store, retry=retry, transport=transport, observer=state.observe_retry
+    )
     relay = Relay(instances, config.privacy, state)
     workers = _Workers(relay, state, journal)
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import structlog
 from anyio.abc import TaskStatus
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import Contact, Message, TargetOutcome
 from sync import privacy
@@ -29,8 +30,9 @@ from sync.state import CRMHealth, DaemonState, Selection
 
 log = structlog.get_logger("syncd.relay")
 
-#: How often a batch whose write was not confirmed is run again from its matching step.
+#: How many times a batch whose write was not confirmed is run, from its matching step.
 UPSERT_ATTEMPTS = 8
+SOURCE = "source"
 
 
 def failure(error: SyncdError) -> TargetOutcome:
@@ -47,7 +49,16 @@ def failure(error: SyncdError) -> TargetOutcome:
     return TargetOutcome("failed", detail=detail, reason=reason)
 
 
+def internal_error(doing: str) -> TargetOutcome:
+    """The outcome of a bug or an answer nothing expected: a sentence, the rest in the log."""
+    return TargetOutcome(
+        "failed", detail=f"internal error while {doing}; details in the log", reason="error"
+    )
+
+
 def _note_health(health: CRMHealth, error: SyncdError | None) -> None:
+    """Record how a connector answered last; any retry of it is over."""
+    health.retrying = None
     if error is None:
         health.health, health.last_error = "ok", None
         return
@@ -69,6 +80,9 @@ class Relay:
             name: Batcher(partial(self._upsert, name)) for name in instances.crm_names
         }
 
+    def _health(self, name: str) -> CRMHealth:
+        return self._state.source_health if name == SOURCE else self._state.health[name]
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the per-CRM batchers until cancelled; :meth:`process` needs this running."""
         async with anyio.create_task_group() as tg:
@@ -79,16 +93,22 @@ class Relay:
     async def _upsert(self, name: str, contacts: Sequence[Contact]) -> list[TargetOutcome]:
         """One batch into one CRM. A write whose answer was lost is never resent as is: the
         whole upsert runs again and finds by identity what the lost write made (P5)."""
-        attempt = 1
-        while True:
+        policy = self._instances.retry
+
+        async def attempt() -> list[TargetOutcome]:
             crm = await self._instances.crm(name)
-            try:
-                return await crm.upsert_contacts(contacts)
-            except WriteUncertain:
-                if attempt == UPSERT_ATTEMPTS:
-                    raise
-                log.warning("target.write_uncertain", crm=name, attempt=attempt)
-                attempt += 1
+            return await crm.upsert_contacts(contacts)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(UPSERT_ATTEMPTS),
+            wait=policy.delay,
+            retry=retry_if_exception_type(WriteUncertain),
+            sleep=policy.sleep,
+            before_sleep=policy.before_sleep(name, "upsert"),
+            reraise=True,
+        )
+        outcomes: list[TargetOutcome] = await retrying(attempt)
+        return outcomes
 
     async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
         """Every target's outcome for ``selection``; never raises for a connector problem."""
@@ -102,6 +122,11 @@ class Relay:
             await self._source_failed(error)
             log.warning("source.failed", selection_id=selection.id, error_type=type(error).__name__)
             return dict.fromkeys(selection.targets, failure(error))
+        except Exception as error:  # the last resort: a bug must not stop the daemon
+            outcome = self._internal(
+                SOURCE, error, doing="reading from the source", selection_id=selection.id
+            )
+            return dict.fromkeys(selection.targets, outcome)
         _note_health(self._state.source_health, None)
         results: dict[str, TargetOutcome] = {}
         async with anyio.create_task_group() as tg:
@@ -120,11 +145,12 @@ class Relay:
             return {key: {"found": False, "refused": str(refusal)} for key in targets}
         except SyncdError as error:
             await self._source_failed(error)
-            outcome = failure(error)
-            return {
-                key: {"found": False, "error": outcome.detail, "reason": outcome.reason}
-                for key in targets
-            }
+            return dict.fromkeys(targets, _not_found(failure(error)))
+        except Exception as error:  # the last resort: a bug must not stop the daemon
+            return dict.fromkeys(
+                targets, _not_found(self._internal(SOURCE, error, doing="reading from the source"))
+            )
+        _note_health(self._state.source_health, None)
         results: dict[str, dict[str, Any]] = {}
 
         async def look(name: str) -> None:
@@ -132,8 +158,10 @@ class Relay:
                 crm = await self._instances.crm(name)
                 presence = await crm.find(contact)
             except SyncdError as error:
-                outcome = await self._crm_failed(name, error)
-                results[name] = {"found": False, "error": outcome.detail, "reason": outcome.reason}
+                results[name] = _not_found(await self._crm_failed(name, error))
+                return
+            except Exception as error:  # the last resort: a bug must not stop the daemon
+                results[name] = _not_found(self._internal(name, error, doing=f"asking {name}"))
                 return
             _note_health(self._state.health[name], None)
             answer: dict[str, Any] = {
@@ -169,6 +197,24 @@ class Relay:
             await self._instances.invalidate(name)
         return failure(error)
 
+    def _internal(
+        self, name: str, error: Exception, *, doing: str, selection_id: str | None = None
+    ) -> TargetOutcome:
+        """Log an unexpected exception while talking to ``name`` (its type, and its traceback
+        through the log's redaction, never its message) and the failed outcome it stands for."""
+        outcome = internal_error(doing)
+        health = self._health(name)
+        health.retrying = None
+        health.last_error = outcome.detail
+        log.error(
+            "relay.internal_error",
+            selection_id=selection_id,
+            instance=name,
+            error_type=type(error).__name__,
+            exc_info=error,
+        )
+        return outcome
+
     async def _source_failed(self, error: SyncdError) -> None:
         _note_health(self._state.source_health, error)
         if isinstance(error, AuthError):
@@ -183,6 +229,10 @@ class Relay:
             outcome = await self._batchers[name].submit(contact)
         except SyncdError as error:
             outcome = await self._crm_failed(name, error)
+        except Exception as error:  # the last resort: a bug must not stop the daemon
+            outcome = self._internal(
+                name, error, doing=f"writing to {name}", selection_id=selection_id
+            )
         else:
             _note_health(health, None)
         results[name] = outcome
@@ -193,6 +243,11 @@ class Relay:
             outcome=outcome.outcome,
             duration_ms=round((time.monotonic() - started) * 1000),
         )
+
+
+def _not_found(outcome: TargetOutcome) -> dict[str, Any]:
+    """`syncd check`'s answer for a CRM that could not be asked."""
+    return {"found": False, "error": outcome.detail, "reason": outcome.reason}
 
 
 def merge_targets(requested: list[str] | None, configured: Mapping[str, object]) -> tuple[str, ...]:

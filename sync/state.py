@@ -10,11 +10,14 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from connectors.base import TargetOutcome
+
+if TYPE_CHECKING:
+    from sync.retry import RetryEvent
 
 Health = Literal["ok", "auth", "rate_limited", "unreachable"]
 
@@ -82,12 +85,38 @@ class Tracked:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """A retry under way: which attempt failed, why, and when the next one is due."""
+
+    attempt: int
+    reason: str
+    #: On the monotonic clock, so ``next_in_s`` counts down from when the retry was planned.
+    due: float
+
+    def as_json(self, now: float) -> dict[str, object]:
+        """The control API's view, the wait counted from ``now``."""
+        return {
+            "attempt": self.attempt,
+            "next_in_s": round(max(0.0, self.due - now), 1),
+            "reason": self.reason,
+        }
+
+
 @dataclass(slots=True)
 class CRMHealth:
-    """How one CRM instance answered last."""
+    """How one CRM instance (or the source) answered last, and whether it is being retried."""
 
     health: Health = "ok"
     last_error: str | None = None
+    retrying: Retrying | None = None
+
+    def as_json(self, now: float) -> dict[str, object]:
+        """The control API's view; ``retrying`` only while a retry is under way."""
+        view: dict[str, object] = {"health": self.health, "last_error": self.last_error}
+        if self.retrying is not None:
+            view["retrying"] = self.retrying.as_json(now)
+        return view
 
 
 class DaemonState:
@@ -161,6 +190,17 @@ class DaemonState:
         """How many selections have no final outcome yet."""
         return self._pending
 
+    # -- retries -----------------------------------------------------------------------
+
+    def observe_retry(self, event: RetryEvent) -> None:
+        """Show that ``event.connector`` (a CRM instance, or "source") is being retried;
+        the relay clears it when that connector answers or its target ends."""
+        health = self.health.get(event.connector)
+        if health is None and event.connector == "source":
+            health = self.source_health
+        if health is not None:
+            health.retrying = Retrying(event.attempt, event.reason, time.monotonic() + event.wait)
+
     # -- status ------------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
@@ -175,19 +215,14 @@ class DaemonState:
             state = "syncing"
         else:
             state = "idle"
+        now = time.monotonic()
         return {
             "state": state,
             "version": self.version,
-            "uptime_s": round(time.monotonic() - self.started, 1),
+            "uptime_s": round(now - self.started, 1),
             "queue": self.pending(),
-            "source": {
-                "health": self.source_health.health,
-                "last_error": self.source_health.last_error,
-            },
-            "crms": {
-                name: {"health": h.health, "last_error": h.last_error}
-                for name, h in self.health.items()
-            },
+            "source": self.source_health.as_json(now),
+            "crms": {name: h.as_json(now) for name, h in self.health.items()},
             "recent": list(self.recent),
             "journal": {
                 "damaged_files": list(self.journal_damaged),

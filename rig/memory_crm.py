@@ -1,0 +1,249 @@
+"""A CRM and a source that live in dicts, with fault knobs, for testing the relay in process.
+
+Like the sandboxes, each is a *service* (its records, the credentials it refuses, the faults
+it will answer next) and hands out *clients* bound to one credential, which is what
+:class:`sync.instances.Instances` builds and caches: pass :func:`memory_clients` as its
+``clients`` factory. The clients implement the ``Source`` and ``CRM`` Protocols of
+``connectors.base`` without inheriting from them. Nothing here opens a socket or sleeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import anyio
+
+from connectors.base import (
+    Candidate,
+    ConnectorSettings,
+    Contact,
+    Message,
+    Person,
+    Presence,
+    TargetOutcome,
+    fields_to_write,
+    match,
+)
+from sync.config import Config, DaemonConfig, PrivacyConfig
+from sync.errors import AuthError, RecordRejected, WriteUncertain
+
+MEMORY = "memory"
+
+
+class _Service:
+    """What both memory services share: the calls seen, refused credentials, fault knobs."""
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        #: Every call the clients made, by verb ("upsert_contacts", "find", …), in order.
+        self.calls: list[str] = []
+        #: Every credential a client was built with, in order (a new client after a reject).
+        self.credentials: list[str] = []
+        self._rejected: set[str] = set()
+        self._errors: deque[Exception] = deque()
+        self._lost_writes = 0
+
+    def fail_next(self, error: Exception, count: int = 1) -> None:
+        """The next ``count`` calls (any verb) raise ``error`` and change nothing."""
+        self._errors.extend([error] * count)
+
+    def raise_unexpected_next(self, error: Exception | None = None, count: int = 1) -> None:
+        """The next ``count`` calls raise an exception that is no syncd error (a bug)."""
+        self.fail_next(error or RuntimeError("memory connector: unexpected failure"), count)
+
+    def lose_next_write(self, count: int = 1) -> None:
+        """The next ``count`` writes are applied, then their answer is lost (WriteUncertain)."""
+        self._lost_writes += count
+
+    def reject(self, credential: str) -> None:
+        """Answer every call made with ``credential`` as a rejected credential (AuthError)."""
+        self._rejected.add(credential)
+
+    def accept(self, credential: str) -> None:
+        """Take ``credential`` again after :meth:`reject`."""
+        self._rejected.discard(credential)
+
+    async def _admit(self, verb: str, credential: str) -> None:
+        """Record the call, then raise what the knobs say it answers."""
+        await anyio.lowlevel.checkpoint()
+        self.calls.append(verb)
+        if credential in self._rejected:
+            raise AuthError(
+                self.instance,
+                f"{self.instance} rejected its credential (HTTP 401); "
+                f"store a valid one with `syncd auth set {self.instance}`",
+            )
+        if self._errors:
+            raise self._errors.popleft()
+
+    def _lose_this_write(self) -> bool:
+        if self._lost_writes:
+            self._lost_writes -= 1
+            return True
+        return False
+
+
+class MemoryCRM(_Service):
+    """One CRM's records in a dict, upserted by the source's member id (then URL, email…)."""
+
+    def __init__(self, instance: str, *, strict_match: bool = False) -> None:
+        super().__init__(instance)
+        self.records: dict[str, Candidate] = {}
+        self.strict_match = strict_match
+        self._ids = itertools.count(1)
+
+    def client(self, credential: str) -> MemoryCRMClient:
+        """A client of this CRM that sends ``credential``."""
+        self.credentials.append(credential)
+        return MemoryCRMClient(self, credential)
+
+    def held(self, member_id: str) -> int:
+        """How many records carry ``member_id`` (exactly once is 1)."""
+        return sum(1 for r in self.records.values() if r.member_id == member_id)
+
+    def _upsert(self, contact: Contact) -> TargetOutcome:
+        found = match(contact, self.records.values(), strict=self.strict_match)
+        if found.ambiguous:
+            return TargetOutcome("ambiguous", candidates=found.ambiguous)
+        if found.record is None:
+            record_id = str(next(self._ids))
+            self.records[record_id] = Candidate(record_id, contact.member_id, dict(contact.fields))
+            return TargetOutcome("created", id=record_id)
+        record = found.record
+        changes = fields_to_write(record.fields, contact.fields, "always")
+        if not changes and record.member_id == contact.member_id:
+            return TargetOutcome("unchanged", id=record.id)
+        fields = {**record.fields, **changes}
+        self.records[record.id] = Candidate(record.id, contact.member_id, fields)
+        return TargetOutcome("updated", id=record.id)
+
+
+class MemoryCRMClient:
+    """The ``CRM`` Protocol over a :class:`MemoryCRM`, bound to one credential."""
+
+    name: ClassVar[str] = MEMORY
+
+    def __init__(self, service: MemoryCRM, credential: str) -> None:
+        self._service = service
+        self._credential = credential
+        self.closed = False
+
+    async def _admit(self, verb: str) -> None:
+        if self.closed:  # as httpx does: a closed client is a bug in its owner
+            raise RuntimeError("memory CRM client used after aclose")
+        await self._service._admit(verb, self._credential)
+
+    async def check_auth(self) -> None:
+        """Raise AuthError unless the credential is accepted."""
+        await self._admit("check_auth")
+
+    async def upsert_contacts(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
+        """Create or update each contact; a lost write is applied before its answer is lost."""
+        await self._admit("upsert_contacts")
+        outcomes = [self._service._upsert(contact) for contact in contacts]
+        if self._service._lose_this_write():
+            instance = self._service.instance
+            raise WriteUncertain(
+                instance, f"{instance} did not confirm a write (the connection broke)"
+            )
+        return outcomes
+
+    async def find(self, contact: Contact) -> Presence:
+        """Whether ``contact`` is held, by the shared matching rule; writes nothing."""
+        await self._admit("find")
+        service = self._service
+        found = match(contact, service.records.values(), strict=service.strict_match)
+        if found.record is None:
+            return Presence(False, step=found.step, candidates=found.ambiguous)
+        return Presence(True, id=found.record.id, step=found.step)
+
+    async def aclose(self) -> None:
+        """Release nothing; later calls fail as they would on a closed HTTP client."""
+        self.closed = True
+
+
+class MemorySource(_Service):
+    """The people the signed-in member can see, by publicId, and their conversations."""
+
+    def __init__(self, people: Iterable[Person] = (), *, instance: str = "source") -> None:
+        super().__init__(instance)
+        self.people: dict[str, Person] = {p.public_id: p for p in people}
+        self.messages: dict[str, list[Message]] = {}
+
+    def client(self, credential: str) -> MemorySourceClient:
+        """A client of this source that sends ``credential``."""
+        self.credentials.append(credential)
+        return MemorySourceClient(self, credential)
+
+
+class MemorySourceClient:
+    """The ``Source`` Protocol over a :class:`MemorySource`, bound to one credential."""
+
+    name: ClassVar[str] = MEMORY
+
+    def __init__(self, service: MemorySource, credential: str) -> None:
+        self._service = service
+        self._credential = credential
+        self.closed = False
+
+    async def _admit(self, verb: str) -> None:
+        if self.closed:
+            raise RuntimeError("memory source client used after aclose")
+        await self._service._admit(verb, self._credential)
+
+    async def check_auth(self) -> None:
+        """Raise AuthError unless the credential is accepted."""
+        await self._admit("check_auth")
+
+    async def fetch_person(self, public_id: str) -> Person:
+        """The person, or RecordRejected (HTTP 404) for one the member cannot see."""
+        await self._admit("fetch_person")
+        try:
+            return self._service.people[public_id]
+        except KeyError:
+            instance = self._service.instance
+            raise RecordRejected(instance, f"{instance} has no such profile", status=404) from None
+
+    async def fetch_messages(self, public_id: str, *, limit: int = 50) -> list[Message]:
+        """The conversation, newest first."""
+        await self._admit("fetch_messages")
+        return self._service.messages.get(public_id, [])[:limit]
+
+    async def aclose(self) -> None:
+        """Release nothing; later calls fail."""
+        self.closed = True
+
+
+def memory_clients(
+    source: MemorySource, crms: Mapping[str, MemoryCRM]
+) -> Callable[[ConnectorSettings, str], MemorySourceClient | MemoryCRMClient]:
+    """A client factory for ``Instances(clients=...)``: each instance's memory client."""
+
+    def build(settings: ConnectorSettings, credential: str) -> MemorySourceClient | MemoryCRMClient:
+        if settings.instance == source.instance:
+            return source.client(credential)
+        return crms[settings.instance].client(credential)
+
+    return build
+
+
+def memory_config(
+    crms: Iterable[str], *, privacy: PrivacyConfig | None = None, path: Path | None = None
+) -> Config:
+    """A config whose source and CRMs are memory connectors (nothing is read from disk)."""
+    where = path or Path("memory.toml")
+
+    def settings(instance: str) -> ConnectorSettings:
+        return ConnectorSettings(instance, MEMORY, f"memory://{instance}")
+
+    return Config(
+        path=where,
+        daemon=DaemonConfig(socket=where.with_name("syncd.sock")),
+        source=settings("source"),
+        crms={name: settings(name) for name in crms},
+        privacy=privacy or PrivacyConfig(),
+    )
