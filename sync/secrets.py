@@ -8,20 +8,16 @@ No message, log line or ``repr`` here ever holds a credential's value.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from sync.config_check import url_problem
 from sync.errors import AuthError, KeyringUnavailable
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 SERVICE = "syncd"
-OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 _PLAINTEXT_MODULES = ("keyrings.alt", "keyring.backends.null")
 
 
@@ -180,53 +176,3 @@ def require(store: TokenStore, name: str) -> str:
     if not value:
         raise AuthError(name, f"no credential for {name}; store one with `syncd auth set {name}`")
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthCredential:
-    """An OAuth refresh-token credential, as stored in the keyring (never shown)."""
-
-    client_id: str = field(repr=False)
-    client_secret: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    instance_url: str | None = None
-
-
-def parse_oauth(value: str, *, name: str = "credential") -> OAuthCredential | None:
-    """The OAuth JSON form of a stored credential, or None for a plain token.
-
-    A value that starts like a JSON object but is not a complete one raises AuthError
-    for instance ``name`` (exit 4): the stored credential is unusable, and the fix is
-    `syncd auth set NAME`. Keys other than the known ones are ignored.
-    """
-    text = value.strip()
-    if not text.startswith("{"):
-        return None
-    again = f"store it again with `syncd auth set {name}`"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise AuthError(name, f"the credential for {name} is not valid JSON; {again}") from None
-    if not isinstance(data, dict):
-        raise AuthError(name, f"the credential for {name} is not a JSON object; {again}")
-    missing = [k for k in OAUTH_KEYS if not (isinstance(data.get(k), str) and data[k].strip())]
-    instance_url = data.get("instance_url")
-    if missing:
-        raise AuthError(
-            name,
-            f"the OAuth credential for {name} lacks {', '.join(missing)} (each a non-empty "
-            f"string); it needs {', '.join(OAUTH_KEYS)} and optionally instance_url; {again}",
-        )
-    if instance_url is not None and (
-        not isinstance(instance_url, str) or url_problem(instance_url, name)
-    ):
-        raise AuthError(
-            name,
-            f"the OAuth credential for {name} has an instance_url that is not https://; {again}",
-        )
-    return OAuthCredential(
-        client_id=data["client_id"].strip(),
-        client_secret=data["client_secret"].strip(),
-        refresh_token=data["refresh_token"].strip(),
-        instance_url=instance_url.strip().rstrip("/") if instance_url else None,
-    )

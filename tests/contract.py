@@ -11,6 +11,7 @@ import pytest
 from connectors.base import CRM, ConnectorSettings, Contact, OverwritePolicy
 from sync.errors import AuthError
 from sync.retry import RetryPolicy
+from tests.doubles import FakeClock
 
 TOKEN = "sandbox-token-contract"
 
@@ -30,16 +31,6 @@ ADA = Contact(
 def with_fields(contact: Contact, **changes: str) -> Contact:
     """``contact`` with some fields replaced or added."""
     return Contact(contact.member_id, {**contact.fields, **changes}, contact.messages)
-
-
-class SleepRecorder:
-    """Stands in for ``anyio.sleep`` in a RetryPolicy: records the wait, returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 class CRMContract:
@@ -96,13 +87,13 @@ class CRMContract:
         return self.make_sandbox()
 
     @pytest.fixture
-    def sleeps(self) -> SleepRecorder:
-        return SleepRecorder()
+    def clock(self) -> FakeClock:
+        return FakeClock()
 
     def make_crm(
         self,
         sandbox: Any,
-        sleeps: SleepRecorder,
+        clock: FakeClock,
         *,
         overwrite: OverwritePolicy = "empty-only",
         credential: str | None = None,
@@ -122,15 +113,15 @@ class CRMContract:
             settings,
             credential if credential is not None else self.credential(),
             transport=httpx.ASGITransport(app=sandbox.app),
-            retry=RetryPolicy(attempts=4, sleep=sleeps),
+            retry=RetryPolicy(attempts=4, sleep=clock.sleep),
         )
         return client
 
     # -- the contract --------------------------------------------------------------------
 
-    async def test_upsert_twice_gives_one_record(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_upsert_twice_gives_one_record(self, sandbox: Any, clock: FakeClock) -> None:
         """Relaying the same person twice leaves exactly one record."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         first = await crm.upsert_contacts([ADA])
         second = await crm.upsert_contacts([ADA])
         await crm.aclose()
@@ -139,18 +130,18 @@ class CRMContract:
         assert second[0].id == first[0].id
         assert self.record_count(sandbox) == 1
 
-    async def test_update_keeps_the_crm_id(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_update_keeps_the_crm_id(self, sandbox: Any, clock: FakeClock) -> None:
         """A new value for an empty field is an update of the same record."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (first,) = await crm.upsert_contacts([ADA])
         (second,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0000")])
         await crm.aclose()
         assert (second.outcome, second.id) == ("updated", first.id)
         assert self.record_count(sandbox) == 1
 
-    async def test_empty_only_keeps_a_human_edit(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_empty_only_keeps_a_human_edit(self, sandbox: Any, clock: FakeClock) -> None:
         """By default a value someone edited in the CRM is not replaced."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (first,) = await crm.upsert_contacts([ADA])
         assert first.id is not None
         self.edit_in_crm(sandbox, first.id, "title", "Countess")
@@ -158,9 +149,9 @@ class CRMContract:
         await crm.aclose()
         assert second.outcome == "unchanged"
 
-    async def test_always_replaces_a_human_edit(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_always_replaces_a_human_edit(self, sandbox: Any, clock: FakeClock) -> None:
         """With overwrite = "always" syncd's value wins."""
-        crm = self.make_crm(sandbox, sleeps, overwrite="always")
+        crm = self.make_crm(sandbox, clock, overwrite="always")
         (first,) = await crm.upsert_contacts([ADA])
         assert first.id is not None
         self.edit_in_crm(sandbox, first.id, "title", "Countess")
@@ -168,20 +159,20 @@ class CRMContract:
         await crm.aclose()
         assert (second.outcome, second.id) == ("updated", first.id)
 
-    async def test_429_waits_for_retry_after(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_429_waits_for_retry_after(self, sandbox: Any, clock: FakeClock) -> None:
         """A throttled request is retried after at least the Retry-After the CRM sent."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         sandbox.core.fail_next(429, retry_after=7)
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert outcome.outcome == "created"
-        assert sleeps.waits
-        assert max(sleeps.waits) >= 7
+        assert clock.waits
+        assert max(clock.waits) >= 7
         assert self.record_count(sandbox) == 1
 
-    async def test_rejected_token_is_auth_error(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_rejected_token_is_auth_error(self, sandbox: Any, clock: FakeClock) -> None:
         """A credential the CRM refuses raises AuthError naming the instance."""
-        crm = self.make_crm(sandbox, sleeps, credential=self.rejected_credential())
+        crm = self.make_crm(sandbox, clock, credential=self.rejected_credential())
         with pytest.raises(AuthError) as caught:
             await crm.upsert_contacts([ADA])
         await crm.aclose()
@@ -189,35 +180,33 @@ class CRMContract:
         assert "syncd auth set" in str(caught.value)
         assert self.record_count(sandbox) == 0
 
-    async def test_check_auth_accepts_and_refuses(
-        self, sandbox: Any, sleeps: SleepRecorder
-    ) -> None:
+    async def test_check_auth_accepts_and_refuses(self, sandbox: Any, clock: FakeClock) -> None:
         """check_auth passes with the sandbox's credential and raises AuthError without it."""
-        good = self.make_crm(sandbox, sleeps)
+        good = self.make_crm(sandbox, clock)
         await good.check_auth()
         await good.aclose()
-        bad = self.make_crm(sandbox, sleeps, credential=self.rejected_credential())
+        bad = self.make_crm(sandbox, clock, credential=self.rejected_credential())
         with pytest.raises(AuthError):
             await bad.check_auth()
         await bad.aclose()
 
     async def test_rejected_record_is_reported_not_retried(
-        self, sandbox: Any, sleeps: SleepRecorder
+        self, sandbox: Any, clock: FakeClock
     ) -> None:
         """A record the CRM refuses with a 400 is a failed outcome, after one attempt."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         sandbox.core.fail_next(400, count=50, path_prefix=self.write_path_prefix())
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert outcome.outcome == "failed"
         assert "400" in outcome.detail
-        assert sleeps.waits == []
+        assert clock.waits == []
         assert "Lovelace" not in outcome.detail
 
     # -- matching: identity, profile URL, email, name + company; never a guess -------------
 
     async def test_matches_a_human_record_by_profile_url(
-        self, sandbox: Any, sleeps: SleepRecorder
+        self, sandbox: Any, clock: FakeClock
     ) -> None:
         """A record someone made with the person's profile URL is the person."""
         seeded = self.seed_in_crm(
@@ -228,7 +217,7 @@ class CRMContract:
                 "linkedin_url": "https://linkedin.com/in/ADA-lovelace/",
             },
         )
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (outcome,) = await crm.upsert_contacts([ADA])
         (again,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
@@ -236,14 +225,12 @@ class CRMContract:
         assert (again.outcome, again.id) == ("unchanged", seeded)
         assert self.record_count(sandbox) == 1
 
-    async def test_matches_a_human_record_by_email(
-        self, sandbox: Any, sleeps: SleepRecorder
-    ) -> None:
+    async def test_matches_a_human_record_by_email(self, sandbox: Any, clock: FakeClock) -> None:
         """A record with the person's email (any case) is the person."""
         seeded = self.seed_in_crm(
             sandbox, {"first_name": "Ada", "last_name": "King", "email": "ADA@analytical.example"}
         )
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert outcome.id == seeded
@@ -251,14 +238,14 @@ class CRMContract:
         assert self.record_count(sandbox) == 1
 
     async def test_matches_by_name_within_the_company_unless_strict(
-        self, sandbox: Any, sleeps: SleepRecorder
+        self, sandbox: Any, clock: FakeClock
     ) -> None:
         """Same first and last name at the same company is the person; strict mode creates."""
         seeded = self.seed_in_crm(
             sandbox,
             {"first_name": "ada", "last_name": "LOVELACE", "company": "Analytical Engines"},
         )
-        loose = self.make_crm(sandbox, sleeps)
+        loose = self.make_crm(sandbox, clock)
         (outcome,) = await loose.upsert_contacts([ADA])
         await loose.aclose()
         assert outcome.id == seeded
@@ -268,20 +255,20 @@ class CRMContract:
         self.seed_in_crm(
             sandbox, {"first_name": "Ada", "last_name": "Lovelace", "company": "Difference Ltd"}
         )
-        strict = self.make_crm(sandbox, sleeps, strict=True)
+        strict = self.make_crm(sandbox, clock, strict=True)
         (created,) = await strict.upsert_contacts([with_fields(other, company="Difference Ltd")])
         await strict.aclose()
         assert created.outcome == "created"
         assert self.record_count(sandbox) == 3
 
     async def test_several_candidates_are_ambiguous_and_nothing_is_written(
-        self, sandbox: Any, sleeps: SleepRecorder
+        self, sandbox: Any, clock: FakeClock
     ) -> None:
         """Two records that both fit are reported with their ids; neither is touched."""
         twin = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines"}
         first = self.seed_in_crm(sandbox, dict(twin))
         second = self.seed_in_crm(sandbox, dict(twin))
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (outcome,) = await crm.upsert_contacts([ADA])
         presence = await crm.find(ADA)
         await crm.aclose()
@@ -292,11 +279,9 @@ class CRMContract:
         assert not presence.found
         assert set(presence.candidates) == {first, second}
 
-    async def test_identity_wins_over_an_email_match(
-        self, sandbox: Any, sleeps: SleepRecorder
-    ) -> None:
+    async def test_identity_wins_over_an_email_match(self, sandbox: Any, clock: FakeClock) -> None:
         """Once syncd has written a person, a new email updates that record, not another."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (first,) = await crm.upsert_contacts([ADA])
         self.seed_in_crm(
             sandbox,
@@ -310,15 +295,13 @@ class CRMContract:
 
     # -- companies -----------------------------------------------------------------------
 
-    async def test_company_is_created_once_and_linked(
-        self, sandbox: Any, sleeps: SleepRecorder
-    ) -> None:
+    async def test_company_is_created_once_and_linked(self, sandbox: Any, clock: FakeClock) -> None:
         """The person's company is found or created, and linked; colleagues share it."""
         colleague = Contact(
             "urn:li:member:9003",
             {"first_name": "Charles", "last_name": "Babbage", "company": "Analytical Engines"},
         )
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         (ada,) = await crm.upsert_contacts([ADA])
         (charles,) = await crm.upsert_contacts([colleague])
         await crm.aclose()
@@ -330,9 +313,9 @@ class CRMContract:
 
     # -- check: presence without writing --------------------------------------------------
 
-    async def test_find_answers_without_writing(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_find_answers_without_writing(self, sandbox: Any, clock: FakeClock) -> None:
         """find() says absent before the first upsert and gives id and link after."""
-        crm = self.make_crm(sandbox, sleeps)
+        crm = self.make_crm(sandbox, clock)
         before = await crm.find(ADA)
         assert not before.found
         assert self.record_count(sandbox) == 0
@@ -347,20 +330,18 @@ class CRMContract:
 
     # -- tokens: refresh on 401, a refused refresh is AuthError ----------------------------
 
-    async def test_expired_access_token_is_refreshed(
-        self, sandbox: Any, sleeps: SleepRecorder
-    ) -> None:
+    async def test_expired_access_token_is_refreshed(self, sandbox: Any, clock: FakeClock) -> None:
         """With an OAuth credential, a 401 refreshes the access token once and goes on."""
-        crm = self.make_crm(sandbox, sleeps, credential=self.oauth_credential())
+        crm = self.make_crm(sandbox, clock, credential=self.oauth_credential())
         (first,) = await crm.upsert_contacts([ADA])
         sandbox.core.expire_tokens()
         (second,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0001")])
         await crm.aclose()
         assert (second.outcome, second.id) == ("updated", first.id)
 
-    async def test_refused_refresh_is_auth_error(self, sandbox: Any, sleeps: SleepRecorder) -> None:
+    async def test_refused_refresh_is_auth_error(self, sandbox: Any, clock: FakeClock) -> None:
         """An OAuth credential whose refresh the CRM refuses is AuthError, nothing written."""
-        crm = self.make_crm(sandbox, sleeps, credential=self.oauth_credential(valid=False))
+        crm = self.make_crm(sandbox, clock, credential=self.oauth_credential(valid=False))
         with pytest.raises(AuthError) as caught:
             await crm.upsert_contacts([ADA])
         await crm.aclose()

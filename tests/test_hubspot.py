@@ -4,7 +4,7 @@ in-process over ASGI."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +17,8 @@ from connectors.hubspot.mapping import CUSTOM_PROPERTIES, IDENTITY_PROPERTY, PRO
 from connectors.hubspot.sandbox.app import HubSpotSandbox
 from sync.errors import AuthError, FatalConnectorError
 from sync.retry import RetryPolicy
-from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
+from tests.contract import ADA, TOKEN, CRMContract, with_fields
+from tests.doubles import FakeClock, RecordingTransport
 
 BASE = "http://sandbox.test"
 CONTACTS = "/crm/v3/objects/contacts"
@@ -72,32 +73,12 @@ class TestHubSpotContract(CRMContract):
 # -- helpers --------------------------------------------------------------------------
 
 
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes requests to the sandbox and keeps their JSON bodies; ``before`` runs first,
-    as a colleague working in HubSpot at the same moment would."""
-
-    def __init__(
-        self, sandbox: HubSpotSandbox, before: Callable[[httpx.Request], None] | None = None
-    ) -> None:
-        self.inner = httpx.ASGITransport(app=sandbox.app)
-        self.before = before
-        self.bodies: list[tuple[str, Any]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.before is not None:
-            self.before(request)
-        is_json = request.headers.get("content-type", "").startswith("application/json")
-        body = json.loads(request.content) if is_json and request.content else None
-        self.bodies.append((request.url.path, body))
-        return await self.inner.handle_async_request(request)
-
-
 def make_crm(
     sandbox: HubSpotSandbox,
     *,
     credential: str = TOKEN,
     transport: httpx.AsyncBaseTransport | None = None,
-    sleep: SleepRecorder | None = None,
+    clock: FakeClock | None = None,
     overwrite: OverwritePolicy = "empty-only",
     limiter: Limiter | None = None,
 ) -> HubSpotCRM:
@@ -106,7 +87,7 @@ def make_crm(
         settings,
         credential,
         transport=transport or httpx.ASGITransport(app=sandbox.app),
-        retry=RetryPolicy(attempts=4, sleep=sleep or SleepRecorder()),
+        retry=RetryPolicy(attempts=4, sleep=(clock or FakeClock()).sleep),
         limiter=limiter,
     )
 
@@ -231,7 +212,7 @@ class TestConflicts:
             if request.url.path.endswith("/batch/create") and not made:
                 made.append(seed(sandbox, email=ADA.fields["email"], jobtitle="Countess"))
 
-        crm = make_crm(sandbox, transport=Recorder(sandbox, colleague))
+        crm = make_crm(sandbox, transport=RecordingTransport.over(sandbox.app, colleague))
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert (outcome.outcome, outcome.id) == ("updated", made[0])
@@ -248,7 +229,7 @@ class TestConflicts:
             if request.url.path.endswith("/batch/create") and not made:
                 made.append(seed(sandbox, email="p2@corp.example"))
 
-        crm = make_crm(sandbox, transport=Recorder(sandbox, colleague))
+        crm = make_crm(sandbox, transport=RecordingTransport.over(sandbox.app, colleague))
         outcomes = await crm.upsert_contacts([person(1), person(2), person(3)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created", "updated", "created"]
@@ -261,13 +242,13 @@ class TestBatching:
 
     async def test_150_contacts_go_in_batches_of_at_most_100(self, sandbox: HubSpotSandbox) -> None:
         """150 new people take two reads by member id, two by email and two creates."""
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         outcomes = await crm.upsert_contacts([person(n) for n in range(150)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created"] * 150
         assert len({o.id for o in outcomes}) == 150
-        batches = [(p, b) for p, b in recorder.bodies if "/batch/" in p]
+        batches = [(s.path, s.json()) for s in recorder.sent if "/batch/" in s.path]
         assert max(len(b["inputs"]) for _, b in batches) == 100
         assert [p.rsplit("/", 1)[1] for p, _ in batches] == ["read", "read", "create"] * 2
         assert sandbox.contact_count() == 150
@@ -348,21 +329,14 @@ class TestRateLimit:
         """Without Retry-After, a rolling-window 429 waits Interval-Milliseconds (the
         client's own pacing is off here: it would avoid the 429)."""
         sandbox = HubSpotSandbox(tokens=[TOKEN], rate_limit=3, rate_interval=2.0)
-        now = [0.0]
-        sandbox.clock = lambda: now[0]
-
-        class Clock(SleepRecorder):
-            async def __call__(self, seconds: float) -> None:
-                await super().__call__(seconds)
-                now[0] += seconds
-
-        sleeps = Clock()
-        crm = make_crm(sandbox, sleep=sleeps, limiter=Unlimited())
+        clock = FakeClock()
+        sandbox.clock = clock.monotonic
+        crm = make_crm(sandbox, clock=clock, limiter=Unlimited())
         outcomes = await crm.upsert_contacts([ADA, person(2)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created", "created"]
         assert 429 in [r.status for r in sandbox.core.requests]
-        assert max(sleeps.waits) >= 2.0
+        assert max(clock.waits) >= 2.0
 
 
 class TestPrivacy:

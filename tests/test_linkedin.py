@@ -39,7 +39,7 @@ from sync.errors import (
     RetryableError,
 )
 from sync.retry import RetryPolicy
-from tests.contract import SleepRecorder
+from tests.doubles import FakeClock
 
 TOKEN = "sandbox-token-linkedin"
 ROOT = "http://sandbox.test"
@@ -51,7 +51,7 @@ SPEC = Path(__file__).resolve().parents[1] / "specs" / "source" / "openapi.yaml"
 
 
 def make_source(
-    sandbox: LinkedInSandbox, sleeps: SleepRecorder, *, credential: str = TOKEN, attempts: int = 4
+    sandbox: LinkedInSandbox, clock: FakeClock, *, credential: str = TOKEN, attempts: int = 4
 ) -> LinkedInSource:
     """A source client talking to ``sandbox`` in-process, as instance ``source``."""
     settings = ConnectorSettings(instance="source", type="linkedin", base_url=ROOT + "/api")
@@ -59,7 +59,7 @@ def make_source(
         settings,
         credential,
         transport=httpx.ASGITransport(app=sandbox.app),
-        retry=RetryPolicy(attempts=attempts, sleep=sleeps),
+        retry=RetryPolicy(attempts=attempts, sleep=clock.sleep),
     )
 
 
@@ -100,21 +100,6 @@ def documented_schema(path: str, status: int) -> str:
     return ref.rsplit("/", 1)[1]
 
 
-class AdvancingSleep(SleepRecorder):
-    """Records waits and moves a fake clock forward by each, so windows really pass."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    async def __call__(self, seconds: float) -> None:
-        await super().__call__(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-
 # -- fixtures --------------------------------------------------------------------------------
 
 
@@ -124,13 +109,13 @@ def sandbox() -> LinkedInSandbox:
 
 
 @pytest.fixture
-def sleeps() -> SleepRecorder:
-    return SleepRecorder()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-async def source(sandbox: LinkedInSandbox, sleeps: SleepRecorder) -> AsyncIterator[LinkedInSource]:
-    client = make_source(sandbox, sleeps)
+async def source(sandbox: LinkedInSandbox, clock: FakeClock) -> AsyncIterator[LinkedInSource]:
+    client = make_source(sandbox, clock)
     yield client
     await client.aclose()
 
@@ -201,22 +186,22 @@ class TestFetchPerson:
         assert person.company == "上海云帆科技有限公司"
 
     async def test_contact_info_404_means_nothing_shared(
-        self, source: LinkedInSource, sandbox: LinkedInSandbox, sleeps: SleepRecorder
+        self, source: LinkedInSource, sandbox: LinkedInSandbox, clock: FakeClock
     ) -> None:
         """A 404 on contact-info is an empty contact card, not an error, and is not retried."""
         person = await source.fetch_person("quentin-marchal")
         assert (person.email, person.phone, person.company) == (None, None, "Forges du Nord")
         assert [r.status for r in sandbox.core.requests] == [200, 404]
-        assert sleeps.waits == []
+        assert clock.waits == []
 
     async def test_unknown_profile_is_rejected(
-        self, source: LinkedInSource, sleeps: SleepRecorder
+        self, source: LinkedInSource, clock: FakeClock
     ) -> None:
         """A 404 on the profile is RecordRejected, said plainly, after one attempt."""
         with pytest.raises(RecordRejected, match="shows no profile for this reference") as caught:
             await source.fetch_person("nobody-here")
         assert caught.value.status == 404
-        assert sleeps.waits == []
+        assert clock.waits == []
 
     @pytest.mark.parametrize(
         "ref",
@@ -306,11 +291,11 @@ class TestFailures:
     async def test_401_is_auth_error(
         self,
         sandbox: LinkedInSandbox,
-        sleeps: SleepRecorder,
+        clock: FakeClock,
         call: Callable[[LinkedInSource], Awaitable[object]],
     ) -> None:
         """A rejected session token is AuthError telling the user to run `syncd auth set source`."""
-        source = make_source(sandbox, sleeps, credential="expired-session")
+        source = make_source(sandbox, clock, credential="expired-session")
         with pytest.raises(AuthError, match=r"`syncd auth set source`") as caught:
             await call(source)
         await source.aclose()
@@ -318,30 +303,30 @@ class TestFailures:
         assert "expired-session" not in str(caught.value)
 
     async def test_429_waits_for_retry_after(
-        self, source: LinkedInSource, sandbox: LinkedInSandbox, sleeps: SleepRecorder
+        self, source: LinkedInSource, sandbox: LinkedInSandbox, clock: FakeClock
     ) -> None:
         """A throttled request is retried after at least the Retry-After the source sent."""
         sandbox.core.fail_next(429, retry_after=7)
         person = await source.fetch_person("ada-quill")
         assert person.last_name == "Quill"
-        assert max(sleeps.waits) >= 7
+        assert max(clock.waits) >= 7
 
     async def test_rate_limit_window_is_waited_out(self) -> None:
         """The sandbox's own per-token window throttles, and the client waits it out."""
-        sleeps = AdvancingSleep()
+        clock = FakeClock()
         sandbox = LinkedInSandbox(
-            tokens=[TOKEN], rate_limit=3, rate_interval=10, clock=sleeps.clock
+            tokens=[TOKEN], rate_limit=3, rate_interval=10, clock=clock.monotonic
         )
-        source = make_source(sandbox, sleeps)
+        source = make_source(sandbox, clock)
         await source.fetch_person("ada-quill")
         person = await source.fetch_person("jose-nunez")
         await source.aclose()
         assert person.first_name == "José"
         assert [r.status for r in sandbox.core.requests] == [200, 200, 200, 429, 200]
-        assert sleeps.waits[0] >= 10
+        assert clock.waits[0] >= 10
 
     async def test_999_is_not_retried_and_is_surfaced(
-        self, source: LinkedInSource, sandbox: LinkedInSandbox, sleeps: SleepRecorder
+        self, source: LinkedInSource, sandbox: LinkedInSandbox, clock: FakeClock
     ) -> None:
         """Bot defence stops at once with a sentence that says to wait; nothing is retried."""
         sandbox.bot_defence(5)
@@ -350,13 +335,13 @@ class TestFailures:
         assert caught.value.status == 999
         assert "refusing automated traffic" in str(caught.value)
         assert len(sandbox.core.requests) == 1
-        assert sleeps.waits == []
+        assert clock.waits == []
 
     async def test_server_errors_are_retried_then_surface(
-        self, sandbox: LinkedInSandbox, sleeps: SleepRecorder
+        self, sandbox: LinkedInSandbox, clock: FakeClock
     ) -> None:
         """A source that keeps failing with 503 is RetryableError after every attempt."""
-        source = make_source(sandbox, sleeps, attempts=3)
+        source = make_source(sandbox, clock, attempts=3)
         sandbox.core.fail_next(503, count=10)
         with pytest.raises(RetryableError):
             await source.fetch_person("ada-quill")
@@ -564,7 +549,7 @@ class TestOverLoopback:
             server = await tg.start(partial(serve, sandbox.app, sock, graceful_seconds=1))
             table = sandbox.config_table(url_of(sock))
             settings = ConnectorSettings("source", "linkedin", str(table["base_url"]))
-            source = LinkedInSource(settings, TOKEN, retry=RetryPolicy(sleep=SleepRecorder()))
+            source = LinkedInSource(settings, TOKEN, retry=RetryPolicy(sleep=FakeClock().sleep))
             person = await source.fetch_person("kenji-sato")
             sandbox.bot_defence(1)
             with pytest.raises(FatalConnectorError) as caught:
@@ -608,14 +593,14 @@ class TestNoPersonDataInErrors:
     async def test_canary_never_in_message(
         self,
         sandbox: LinkedInSandbox,
-        sleeps: SleepRecorder,
+        clock: FakeClock,
         arrange: Callable[[LinkedInSandbox], None],
         error: type[Exception],
         what: str,
     ) -> None:
         """Whatever fails, the message holds neither the publicId nor the person's name."""
         arrange(sandbox)
-        source = make_source(sandbox, sleeps, attempts=2)
+        source = make_source(sandbox, clock, attempts=2)
         fetch: Callable[[str], Awaitable[object]] = (
             source.fetch_person if what == "person" else source.fetch_messages
         )

@@ -14,14 +14,16 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from connectors._ratelimit import Limiter, Unlimited
+from connectors._ratelimit import Limiter, RateLimiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
+from connectors.pipedrive import ratelimit
 from connectors.pipedrive.client import PipedriveCRM
 from connectors.pipedrive.sandbox.app import PROFILE_FIELD, PipedriveSandbox
 from connectors.pipedrive.sandbox.http import TOKEN_COST
 from sync.errors import AuthError, FatalConnectorError
 from sync.retry import RetryPolicy
-from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
+from tests.contract import ADA, TOKEN, CRMContract, with_fields
+from tests.doubles import FakeClock, RecordingTransport
 
 BASE = "http://sandbox.test"
 PERSONS = "/api/v2/persons"
@@ -77,26 +79,22 @@ class TestPipedriveContract(CRMContract):
 # -- helpers --------------------------------------------------------------------------
 
 
-class AdvancingSleep(SleepRecorder):
-    """Records waits and moves a fake clock forward by each, so rate windows really pass."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    async def __call__(self, seconds: float) -> None:
-        await super().__call__(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
+def paced(clock: FakeClock) -> RateLimiter:
+    """The client's burst-window limiter, on the fake clock the sandbox counts with."""
+    return RateLimiter(
+        ratelimit.BURST_LIMIT,
+        ratelimit.BURST_INTERVAL,
+        parse=ratelimit.parse,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
 
 
 def make_crm(
     sandbox: PipedriveSandbox,
     *,
     credential: str = TOKEN,
-    sleep: SleepRecorder | None = None,
+    clock: FakeClock | None = None,
     overwrite: OverwritePolicy = "empty-only",
     options: dict[str, object] | None = None,
     strict: bool = False,
@@ -114,7 +112,7 @@ def make_crm(
         settings,
         credential,
         transport=httpx.ASGITransport(app=sandbox.app),
-        retry=RetryPolicy(attempts=4, sleep=sleep or SleepRecorder()),
+        retry=RetryPolicy(attempts=4, sleep=(clock or FakeClock()).sleep),
         limiter=limiter,
     )
 
@@ -246,32 +244,25 @@ class TestAuth:
     ) -> None:
         """The refresh grant goes to <oauth_url>/oauth/token with HTTP Basic client auth and a
         form body; the access token is then sent as Bearer, and refreshed again on a 401."""
-        seen: list[httpx.Request] = []
-        inner = httpx.ASGITransport(app=sandbox.app)
-
-        class Spy(httpx.AsyncBaseTransport):
-            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                seen.append(request)
-                return await inner.handle_async_request(request)
-
+        recorder = RecordingTransport.over(sandbox.app)
         settings = ConnectorSettings(
             "pipedrive", "pipedrive", BASE, options={"oauth_url": "http://oauth.test"}
         )
         crm = PipedriveCRM(
-            settings, oauth_json(), transport=Spy(), retry=RetryPolicy(sleep=SleepRecorder())
+            settings, oauth_json(), transport=recorder, retry=RetryPolicy(sleep=FakeClock().sleep)
         )
         (first,) = await crm.upsert_contacts([ADA])
         sandbox.core.expire_tokens()
         (second,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0000")])
         await crm.aclose()
-        grants = [r for r in seen if r.url.path == "/oauth/token"]
+        grants = recorder.to("/oauth/token")
         assert (first.outcome, second.outcome) == ("created", "updated")
         assert len(grants) == 2
         for grant in grants:
             assert grant.url.host == "oauth.test"
             assert grant.headers["authorization"].startswith("Basic ")
             assert grant.content == b"grant_type=refresh_token&refresh_token=refresh-canary-5c1d"
-        api_calls = [r for r in seen if r.url.path.startswith("/api/")]
+        api_calls = recorder.to("/api/")
         assert all(r.headers["authorization"].startswith("Bearer ") for r in api_calls)
         assert not any("x-api-token" in r.headers for r in api_calls)
         assert 401 in [r.status for r in sandbox.core.requests]
@@ -660,40 +651,40 @@ class TestRateLimits:
         """Without Retry-After, the client waits the seconds x-ratelimit-reset gives, and
         waits out an exhausted window before it is refused at all."""
         sandbox = PipedriveSandbox(tokens=[TOKEN], burst=3, search_burst=2)
-        sleeps = AdvancingSleep()
-        sandbox.limits.clock = sleeps.clock
-        crm = make_crm(sandbox, sleep=sleeps, limiter=Unlimited())  # no pacing: draw the 429
+        clock = FakeClock()
+        sandbox.limits.clock = clock.monotonic
+        crm = make_crm(sandbox, clock=clock, limiter=Unlimited())  # no pacing: draw the 429
         outcomes = await crm.upsert_contacts([ADA, person(2)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created", "created"]
         assert 429 in [r.status for r in sandbox.core.requests]
-        assert sleeps.waits
-        assert min(sleeps.waits) >= 1.0
+        assert clock.waits
+        assert min(clock.waits) >= 1.0
         assert sandbox.contact_count() == 2
 
     async def test_client_waits_out_a_spent_window_before_a_429(self) -> None:
         """When x-ratelimit-remaining reaches 0 the client waits x-ratelimit-reset first."""
         sandbox = PipedriveSandbox(tokens=[TOKEN], burst=3)
-        sleeps = AdvancingSleep()
-        sandbox.limits.clock = sleeps.clock
-        crm = make_crm(sandbox, sleep=sleeps)
+        clock = FakeClock()
+        sandbox.limits.clock = clock.monotonic
+        crm = make_crm(sandbox, clock=clock, limiter=paced(clock))
         outcomes = await crm.upsert_contacts([ADA, person(2)])
         await crm.aclose()
         assert [o.outcome for o in outcomes] == ["created", "created"]
         assert 429 not in [r.status for r in sandbox.core.requests]
-        assert sleeps.waits
-        assert min(sleeps.waits) >= 1.0
+        assert clock.waits
+        assert min(clock.waits) >= 1.0
 
     async def test_spent_daily_budget_is_fatal_without_retries(self) -> None:
         """When the day's tokens are spent, the client stops at once and says why."""
         sandbox = PipedriveSandbox(tokens=[TOKEN], daily_budget=40)
-        sleeps = SleepRecorder()
-        crm = make_crm(sandbox, sleep=sleeps)
+        clock = FakeClock()
+        crm = make_crm(sandbox, clock=clock)
         with pytest.raises(FatalConnectorError, match="daily API token budget") as caught:
             await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert caught.value.status == 429
-        assert sleeps.waits == []
+        assert clock.waits == []
         assert requests_to(sandbox, "GET", f"{PERSONS}/search")[-1] == 429
 
 

@@ -34,6 +34,8 @@ from sync.errors import RetryableError
 from sync.retry import RetryPolicy
 
 BASE = "http://sandbox.test"
+#: Salesforce sends its token over plain http only to a loopback root.
+LOOPBACK = "http://127.0.0.1:8765"
 TOKEN = "sandbox-token-ratelimit"
 #: Concurrent batches after a warm-up call, and people per batch.
 BATCHES, PER_BATCH = 3, 3
@@ -88,7 +90,10 @@ def salesforce() -> Case:
 
     def make(limiter: Limiter | None, retry: RetryPolicy) -> SalesforceCRM:
         settings = ConnectorSettings(
-            "salesforce", "salesforce", "https://login.salesforce.com", options={"login_url": BASE}
+            "salesforce",
+            "salesforce",
+            "https://login.salesforce.com",
+            options={"login_url": LOOPBACK},
         )
         return SalesforceCRM(
             settings,

@@ -4,7 +4,7 @@ in-process over ASGI."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -26,9 +26,11 @@ from connectors.salesforce.sandbox import soql as sandbox_soql
 from connectors.salesforce.sandbox.app import SalesforceSandbox
 from sync.errors import AuthError, FatalConnectorError, RetryableError
 from sync.retry import RetryPolicy
-from tests.contract import ADA, TOKEN, CRMContract, SleepRecorder, with_fields
+from tests.contract import ADA, TOKEN, CRMContract, with_fields
+from tests.doubles import FakeClock, RecordingTransport
 
-BASE = "http://sandbox.test"
+#: A loopback root: the client sends its token over plain http to nothing else.
+BASE = "http://127.0.0.1:8765"
 VERSION = "v62.0"
 DATA = f"/services/data/{VERSION}"
 EXT = EXTERNAL_ID_FIELD
@@ -83,30 +85,13 @@ class TestSalesforceContract(CRMContract):
 # -- helpers --------------------------------------------------------------------------
 
 
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes requests to the sandbox and keeps (method, path, JSON body); ``before`` runs
-    first, as a colleague working in Salesforce at the same moment would."""
-
-    def __init__(
-        self, sandbox: SalesforceSandbox, before: Callable[[httpx.Request], None] | None = None
-    ) -> None:
-        self.inner = httpx.ASGITransport(app=sandbox.app)
-        self.before = before
-        self.sent: list[tuple[str, str, Any]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.before is not None:
-            self.before(request)
-        is_json = request.headers.get("content-type", "").startswith("application/json")
-        body = json.loads(request.content) if is_json and request.content else None
-        self.sent.append((request.method, request.url.path, body))
-        return await self.inner.handle_async_request(request)
-
-    def writes(self) -> list[tuple[str, str, Any]]:
-        """Every request that could change the org."""
-        return [
-            s for s in self.sent if s[0] in ("POST", "PATCH", "DELETE") and "oauth2" not in s[1]
-        ]
+def writes(recorder: RecordingTransport) -> list[tuple[str, str, Any]]:
+    """(method, path, JSON body) of every request that could change the org."""
+    return [
+        (s.method, s.path, s.json())
+        for s in recorder.sent
+        if s.method in ("POST", "PATCH", "DELETE") and "oauth2" not in s.path
+    ]
 
 
 def make_crm(
@@ -114,7 +99,7 @@ def make_crm(
     *,
     credential: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    sleep: SleepRecorder | None = None,
+    clock: FakeClock | None = None,
     overwrite: OverwritePolicy = "empty-only",
     attempts: int = 4,
     limiter: Limiter | None = None,
@@ -131,7 +116,7 @@ def make_crm(
         settings,
         credential if credential is not None else sandbox.credential(TOKEN),
         transport=transport or httpx.ASGITransport(app=sandbox.app),
-        retry=RetryPolicy(attempts=attempts, sleep=sleep or SleepRecorder()),
+        retry=RetryPolicy(attempts=attempts, sleep=(clock or FakeClock()).sleep),
         limiter=limiter,
     )
 
@@ -283,18 +268,6 @@ class TestTokens:
 # -- API limits -----------------------------------------------------------------------
 
 
-class NewDay(SleepRecorder):
-    """A sleep recorder during which the org's rolling 24 hours move on."""
-
-    def __init__(self, sandbox: SalesforceSandbox) -> None:
-        super().__init__()
-        self.sandbox = sandbox
-
-    async def __call__(self, seconds: float) -> None:
-        await super().__call__(seconds)
-        self.sandbox.reset_api_usage()
-
-
 class TestApiLimits:
     """The daily API limit: Sforce-Limit-Info on every answer, 403 REQUEST_LIMIT_EXCEEDED
     beyond it, which the client treats as throttling.
@@ -344,28 +317,29 @@ class TestApiLimits:
 
     async def test_request_limit_is_retried_not_auth_error(self) -> None:
         """A 403 REQUEST_LIMIT_EXCEEDED waits and tries again; the upsert then succeeds."""
-        sandbox = SalesforceSandbox(tokens=[TOKEN], api_limit=2)
-        sleeps = NewDay(sandbox)
-        crm = make_crm(sandbox, sleep=sleeps, limiter=Unlimited())  # no pacing: draw the 403
+        clock = FakeClock()
+        sandbox = SalesforceSandbox(tokens=[TOKEN], api_limit=2, clock=clock.monotonic)
+        sandbox.usage.window = 0.1  # the org's rolling 24 hours pass during any retry's wait
+        crm = make_crm(sandbox, clock=clock, limiter=Unlimited())  # no pacing: draw the 403
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert outcome.outcome == "created"
         assert 403 in [r.status for r in sandbox.core.requests]
-        assert sleeps.waits
+        assert clock.waits
         assert statuses(sandbox, "POST", "/services/oauth2/token") == [200]  # no refresh
         assert sandbox.contact_count() == 1
 
     async def test_request_limit_exhausted_is_retryable(self) -> None:
         """When the limit stays used up, the call fails as retryable, never as AuthError."""
         sandbox = SalesforceSandbox(tokens=[TOKEN], api_limit=1)
-        sleeps = SleepRecorder()
-        crm = make_crm(sandbox, sleep=sleeps, attempts=3, limiter=Unlimited())
+        clock = FakeClock()
+        crm = make_crm(sandbox, clock=clock, attempts=3, limiter=Unlimited())
         with pytest.raises(RetryableError) as caught:
             await crm.upsert_contacts([ADA])
         await crm.aclose()
         assert "REQUEST_LIMIT_EXCEEDED" in str(caught.value)
         assert caught.value.status == 403
-        assert len(sleeps.waits) == 2
+        assert len(clock.waits) == 2
         assert statuses(sandbox, "POST", "/services/oauth2/token") == [200]
 
 
@@ -379,21 +353,21 @@ class TestUpsert:
         """A person already as syncd would write them costs reads only."""
         crm = make_crm(sandbox)
         await crm.upsert_contacts([ADA])
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         again = make_crm(sandbox, transport=recorder)
         (outcome,) = await again.upsert_contacts([ADA])
         await crm.aclose()
         await again.aclose()
         assert outcome.outcome == "unchanged"
-        assert recorder.writes() == []
+        assert writes(recorder) == []
 
     async def test_new_person_is_upserted_by_external_id(self, sandbox: SalesforceSandbox) -> None:
         """One new person is one PATCH on the external id path, without the id in the body."""
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         (outcome,) = await crm.upsert_contacts([ADA])
         await crm.aclose()
-        method, path, body = recorder.writes()[-1]
+        method, path, body = writes(recorder)[-1]
         assert (method, path) == ("PATCH", f"{DATA}/sobjects/Contact/{EXT}/{ADA.member_id}")
         assert EXT not in body
         assert (
@@ -420,7 +394,7 @@ class TestUpsert:
             if request.method == "PATCH" and not made:
                 made.append(sandbox.seed("Contact", {"LastName": "Copy", EXT: ADA.member_id}))
 
-        crm = make_crm(sandbox, transport=Recorder(sandbox, colleague))
+        crm = make_crm(sandbox, transport=RecordingTransport.over(sandbox.app, colleague))
         (outcome,) = await crm.upsert_contacts([with_fields(ADA, phone="+33 1 23 45 67 89")])
         await crm.aclose()
         assert statuses(sandbox, "PATCH", f"{DATA}/sobjects/Contact/{EXT}") == [201, 300]
@@ -446,12 +420,12 @@ class TestUpsert:
 
     async def test_more_than_200_go_in_collections_of_200(self, sandbox: SalesforceSandbox) -> None:
         """250 new people take one collections upsert of 200 and one of 50."""
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         outcomes = await crm.upsert_contacts([person(n) for n in range(250)])
         await crm.aclose()
         collections = [
-            b for m, p, b in recorder.writes() if p == f"{DATA}/composite/sobjects/Contact/{EXT}"
+            b for m, p, b in writes(recorder) if p == f"{DATA}/composite/sobjects/Contact/{EXT}"
         ]
         assert [len(b["records"]) for b in collections] == [200, 50]
         assert all(b["allOrNone"] is False for b in collections)
@@ -477,13 +451,13 @@ class TestUpsert:
         member id; new people in the same call are upserted by external id."""
         one = sandbox.seed("Contact", {"LastName": "Last1", "Email": "p1@corp.example"})
         two = sandbox.seed("Contact", {"LastName": "Last2", "Email": "P2@corp.example"})
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         outcomes = await crm.upsert_contacts([person(1), person(2), person(3)])
         await crm.aclose()
         assert [(o.outcome, o.id) for o in outcomes[:2]] == [("updated", one), ("updated", two)]
         assert outcomes[2].outcome == "created"
-        (update,) = [b for m, p, b in recorder.writes() if p == f"{DATA}/composite/sobjects"]
+        (update,) = [b for m, p, b in writes(recorder) if p == f"{DATA}/composite/sobjects"]
         assert [r["id"] for r in update["records"]] == [one, two]
         assert [r[EXT] for r in update["records"]] == ["urn:li:member:1", "urn:li:member:2"]
         assert "LastName" not in update["records"][0]  # empty-only: the human's value stays
@@ -512,7 +486,7 @@ class TestUpsert:
             "Contact",
             {"LastName": "Other", "Email": "ada@analytical.example", EXT: "urn:li:member:1"},
         )
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         alone = await crm.upsert_contacts([ADA])
         batch = await crm.upsert_contacts([person(5), ADA])
@@ -524,7 +498,7 @@ class TestUpsert:
         assert batch[0].outcome == "created"
         assert sandbox.contact_count() == 2
         assert taken not in {o.id for o in [*alone, *batch]}
-        assert all("Sforce-Duplicate-Rule-Header" not in str(s) for s in recorder.sent)
+        assert all("Sforce-Duplicate-Rule-Header" not in s.headers for s in recorder.sent)
 
     async def test_duplicate_rule_answer_shape(
         self, api: httpx.AsyncClient, sandbox: SalesforceSandbox
@@ -570,14 +544,14 @@ class TestNames:
     async def test_no_name_is_refused_and_nothing_sent(self, sandbox: SalesforceSandbox) -> None:
         """A person without any name fails as rejected; no write reaches Salesforce."""
         nameless = Contact("urn:li:member:62", {"email": "nobody@x.example"})
-        recorder = Recorder(sandbox)
+        recorder = RecordingTransport.over(sandbox.app)
         crm = make_crm(sandbox, transport=recorder)
         outcomes = await crm.upsert_contacts([nameless, ADA])
         await crm.aclose()
         assert (outcomes[0].outcome, outcomes[0].reason) == ("failed", "rejected")
         assert "LastName" in outcomes[0].detail
         assert outcomes[1].outcome == "created"
-        assert all(nameless.member_id not in p for _, p, _ in recorder.writes())
+        assert all(nameless.member_id not in p for _, p, _ in writes(recorder))
         assert sandbox.contact_count() == 1
 
     async def test_sandbox_requires_last_name(self, api: httpx.AsyncClient) -> None:

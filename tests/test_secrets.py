@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import ClassVar
@@ -18,9 +17,7 @@ from sync.errors import AuthError, KeyringUnavailable
 from sync.secrets import (
     KeyringTokenStore,
     MemoryTokenStore,
-    OAuthCredential,
     TokenStore,
-    parse_oauth,
     require,
 )
 
@@ -221,57 +218,3 @@ class TestRealKeyring:
         finally:
             assert store.delete(name) is True
         assert store.get(name) is None
-
-
-OAUTH = {"client_id": "cid", "client_secret": SECRET, "refresh_token": SECRET + "r"}
-
-
-class TestParseOAuth:
-    """The OAuth JSON form of a credential, per DESIGN.md's Credentials table."""
-
-    @pytest.mark.parametrize("value", ["pat-na1-abc", "  plain  ", "[1, 2]", ""])
-    def test_plain_token(self, value: str) -> None:
-        """Anything that is not a JSON object is a plain token."""
-        assert parse_oauth(value) is None
-
-    def test_full(self) -> None:
-        """All keys, an instance_url, and unknown extra keys ignored."""
-        value = json.dumps(
-            {**OAUTH, "instance_url": "https://eu.my.salesforce.com/", "scope": "api"}
-        )
-        credential = parse_oauth(value, name="salesforce")
-        assert credential == OAuthCredential(
-            "cid", SECRET, SECRET + "r", "https://eu.my.salesforce.com"
-        )
-
-    def test_repr_hides_secrets(self) -> None:
-        """The credential's repr shows no secret part."""
-        credential = parse_oauth(json.dumps(OAUTH))
-        assert credential is not None
-        assert SECRET not in repr(credential)
-        assert "cid" not in repr(credential)
-
-    @pytest.mark.parametrize(
-        ("value", "fragment"),
-        [
-            pytest.param("{" + SECRET, "not valid JSON", id="broken-json"),
-            pytest.param(
-                json.dumps({"client_id": "x"}), "lacks client_secret, refresh_token", id="missing"
-            ),
-            pytest.param(json.dumps({**OAUTH, "client_id": 1}), "lacks client_id", id="not-string"),
-            pytest.param(
-                json.dumps({**OAUTH, "refresh_token": " "}), "lacks refresh_token", id="blank"
-            ),
-            pytest.param(
-                json.dumps({**OAUTH, "instance_url": "http://x.example"}), "instance_url", id="http"
-            ),
-        ],
-    )
-    def test_malformed(self, value: str, fragment: str) -> None:
-        """A malformed JSON credential is an AuthError naming keys, never values."""
-        with pytest.raises(AuthError) as caught:
-            parse_oauth(value, name="salesforce")
-        assert fragment in str(caught.value)
-        assert "`syncd auth set salesforce`" in str(caught.value)
-        assert caught.value.connector == "salesforce"
-        assert SECRET not in str(caught.value)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import anyio
 import httpx
 
-from connectors._credentials import OAuthCredential, token_or_oauth
-from connectors._http import json_object, send
+from connectors._http import json_object
 from connectors._ratelimit import Layered, Limiter
+from connectors._session import Session, Vendor
 from connectors.base import (
     Candidate,
     ConnectorSettings,
@@ -30,7 +29,7 @@ from connectors.base import (
     fields_to_write,
     match,
 )
-from connectors.hubspot import auth, ratelimit
+from connectors.hubspot import errors, ratelimit
 from connectors.hubspot.companies import Companies, association
 from connectors.hubspot.lookup import Lookup, candidate, record, records
 from connectors.hubspot.mapping import (
@@ -41,12 +40,13 @@ from connectors.hubspot.mapping import (
     canonical,
     to_properties,
 )
-from sync.errors import AuthError, FatalConnectorError
+from sync.errors import FatalConnectorError
 from sync.retry import RetryPolicy
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 ACCOUNT_DETAILS = "/account-info/v3/details"
+TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 - an endpoint path, not a secret
 _OK = range(200, 300)
 #: Answers about one record rather than the whole call: the caller sorts them out.
 _RECORD_ANSWERS = frozenset({*_OK, 400, 404, 409})
@@ -70,29 +70,24 @@ class HubSpotCRM:
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
-        self._retry = retry
         if limiter is None:
             window, search = ratelimit.limiters(retry.sleep)
-            self._limiter: Limiter = window
+            limiter = window
             self._search_limiter: Limiter = Layered([search, window])
         else:
-            self._limiter = self._search_limiter = limiter
-        self._bearer = auth.Bearer()
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url, transport=transport, auth=self._bearer, timeout=30.0
+            self._search_limiter = limiter
+        # A private-app token or an OAuth access token, both as Bearer; the refresh sends
+        # the app's id and secret in the form.
+        vendor = Vendor(errors.classify, token_url=settings.base_url.rstrip("/") + TOKEN_PATH)
+        self._api = Session(
+            self._connector,
+            credential,
+            vendor,
+            base_url=settings.base_url,
+            transport=transport,
+            retry=retry,
+            limiter=limiter,
         )
-        self._oauth: OAuthCredential | None = None
-        self._problem: AuthError | None = None
-        try:
-            parsed = token_or_oauth(self._connector, credential)
-        except AuthError as error:
-            self._problem = error  # raised by the first call, not by the constructor
-        else:
-            if isinstance(parsed, OAuthCredential):
-                self._oauth = parsed
-            else:
-                self._bearer.token = parsed
-        self._refresh_lock = anyio.Lock()
         self._properties_ready = False
         self._strict = settings.strict_match
         self._lookup = Lookup(self._connector, self._call)
@@ -120,7 +115,7 @@ class HubSpotCRM:
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._http.aclose()
+        await self._api.aclose()
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -136,50 +131,10 @@ class HubSpotCRM:
     ) -> httpx.Response:
         """One API call; ``idempotent=True`` marks a POST that only reads (batch/read,
         search), which may be sent again after a broken connection."""
-        if self._problem is not None:
-            raise self._problem
-        if self._oauth is not None and self._bearer.token is None:
-            await self._refresh()
-        extra: dict[str, Any] = {} if body is None else {"json": body}
-        return await send(
-            self._http,
-            method,
-            path,
-            connector=self._connector,
-            policy=self._retry,
-            classify=auth.classify,
-            ok=ok,
-            refresh=self._refresh if self._oauth is not None else None,
-            idempotent=idempotent,
-            limiter=self._search_limiter if path.endswith("/search") else self._limiter,
-            params=params,
-            **extra,
+        search = self._search_limiter if path.endswith("/search") else None
+        return await self._api.call(
+            method, path, body=body, params=params, ok=ok, idempotent=idempotent, limiter=search
         )
-
-    async def _refresh(self) -> None:
-        """Trade the refresh token for a new access token, held in memory only."""
-        assert self._oauth is not None
-        stale = self._bearer.token
-        async with self._refresh_lock:
-            if self._bearer.token != stale:
-                return  # another request refreshed while this one waited
-            response = await send(
-                self._http,
-                "POST",
-                auth.TOKEN_PATH,
-                connector=self._connector,
-                policy=self._retry,
-                classify=auth.classify_token,
-                idempotent=True,  # a refresh creates nothing: safe to send again
-                auth=None,
-                data=self._oauth.form(),
-            )
-            token = json_object(self._connector, response).get("access_token")
-            if not isinstance(token, str) or not token:
-                raise FatalConnectorError(
-                    self._connector, f"{self._connector} answered a refresh without a token"
-                )
-            self._bearer.token = token
 
     async def _ensure_properties(self) -> None:
         """Create syncd's custom contact properties unless they exist (once per client)."""
@@ -318,7 +273,7 @@ class HubSpotCRM:
                 out |= await self._create(contacts, desired, [i], companies)
             return out
         (i,) = which
-        existing = _EXISTING_ID.search(auth.error_fields(response).get("message", ""))
+        existing = _EXISTING_ID.search(errors.error_fields(response).get("message", ""))
         if response.status_code == 409 and existing:
             return {i: await self._claim(contacts[i], desired[i], existing.group(1), companies)}
         return {i: self._rejected(response)}
@@ -370,10 +325,10 @@ class HubSpotCRM:
     def _rejected(self, response: httpx.Response) -> TargetOutcome:
         """A failed outcome naming the status, category and request id; never the
         vendor's message, which can quote the person's data."""
-        fields = auth.error_fields(response)
-        codes = [auth.code_of(fields.get(k)) for k in ("category", "detailCode")]
+        fields = errors.error_fields(response)
+        codes = [errors.code_of(fields.get(k)) for k in ("category", "detailCode")]
         what = " ".join(["HTTP", str(response.status_code), *(c for c in codes if c)])
-        rid = auth.request_id(response, fields)
+        rid = errors.request_id(response, fields)
         detail = f"{self._connector} refused the record ({what})" + (
             f"; request id {rid}" if rid else ""
         )

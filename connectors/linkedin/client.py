@@ -16,7 +16,8 @@ from typing import ClassVar, cast
 
 import httpx
 
-from connectors._http import classify_response, json_object, send
+from connectors._http import classify_response, json_object
+from connectors._session import Session, Vendor
 from connectors.base import ConnectorSettings, Message, Person
 from connectors.linkedin.mapping import (
     ContactInfo,
@@ -94,33 +95,28 @@ class LinkedInSource:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen dataclass, safe to share
     ) -> None:
         self._connector = settings.instance
-        self._retry = retry
-        self._http = httpx.AsyncClient(
+        # A session token as Bearer; no OAuth. Every request passes the GET-only guard.
+        self._session = Session(
+            settings.instance,
+            credential,
+            Vendor(classify),
             base_url=settings.base_url,
             transport=transport,
+            retry=retry,
             timeout=TIMEOUT,
-            headers={"Authorization": f"Bearer {credential}", "Accept": "application/json"},
-            event_hooks={"request": [_get_only(settings.instance)]},
+            headers={"Accept": "application/json"},
+            on_request=[_get_only(settings.instance)],
         )
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The underlying HTTP client; it refuses every method but GET."""
-        return self._http
+        return self._session.http
 
     async def _get(
         self, path: str, *, ok: tuple[int, ...] = (200,), params: dict[str, str | int] | None = None
     ) -> httpx.Response:
-        return await send(
-            self._http,
-            "GET",
-            path,
-            connector=self._connector,
-            policy=self._retry,
-            classify=classify,
-            ok=ok,
-            params=params,
-        )
+        return await self._session.call("GET", path, ok=ok, params=params)
 
     def _check_ref(self, public_id: str) -> None:
         # A publicId becomes a path segment: anything else could point the request elsewhere.
@@ -180,7 +176,7 @@ class LinkedInSource:
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._http.aclose()
+        await self._session.aclose()
 
 
 __all__ = ["LinkedInSource", "classify"]

@@ -14,13 +14,15 @@ Docs: https://developers.pipedrive.com/docs/api/v2 (and ``specs/pipedrive/v2.yam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
+from connectors._http import json_object
 from connectors._ratelimit import Limiter
+from connectors._session import Session, Vendor, in_header
 from connectors.base import (
     MATCH_STEPS,
     Candidate,
@@ -36,6 +38,7 @@ from connectors.base import (
     name_key,
     profile_key,
 )
+from connectors.pipedrive import errors, ratelimit
 from connectors.pipedrive.mapping import (
     JOB_TITLE,
     PAGE_LIMIT,
@@ -50,13 +53,14 @@ from connectors.pipedrive.mapping import (
     person_fields,
     person_from,
 )
-from connectors.pipedrive.session import Session
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"
 PERSON_FIELDS = "/api/v2/personFields"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - an endpoint path, not a secret
+DEFAULT_OAUTH_URL = "https://oauth.pipedrive.com"
 _DEFAULT_RETRY = RetryPolicy()
 #: People of one batch written at once; the rate limiter keeps the pace legal.
 PARALLEL = 8
@@ -82,7 +86,26 @@ class PipedriveCRM:
         options = settings.options
         self._member_field = str(options.get("member_id_field") or "syncd member id")
         self._profile_field = str(options.get("profile_url_field") or "LinkedIn profile URL")
-        self._api = Session(settings, credential, transport=transport, retry=retry, limiter=limiter)
+        oauth_url = str(options.get("oauth_url") or DEFAULT_OAUTH_URL).rstrip("/")
+        # An API token travels in x-api-token (the OpenAPI files' api_key scheme), never in
+        # the query string, where proxies and logs keep it; an OAuth access token as Bearer,
+        # refreshed with HTTP Basic client auth:
+        # https://pipedrive.readme.io/docs/marketplace-oauth-authorization
+        vendor = Vendor(
+            errors.classify,
+            token_url=oauth_url + TOKEN_PATH,
+            client_auth="basic",
+            plain=in_header("x-api-token"),
+        )
+        self._api = Session(
+            self._connector,
+            credential,
+            vendor,
+            base_url=self._base_url,
+            transport=transport,
+            retry=retry,
+            limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
+        )
         self._fields: FieldMap | None = None
         #: Organization name (folded) -> id; None for "searched, not there" (this call only).
         self._org_ids: dict[str, int | None] = {}
@@ -150,6 +173,30 @@ class PipedriveCRM:
         """Release connections."""
         await self._api.aclose()
 
+    async def _data(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The ``data`` of a successful answer in Pipedrive's envelope."""
+        return self._envelope(await self._api.call(method, path, body=body, params=params))[0]
+
+    def _envelope(self, response: httpx.Response) -> tuple[Any, dict[str, Any]]:
+        """``data`` and ``additional_data`` of an answer that says ``success``."""
+        body = json_object(self._connector, response)
+        if body.get("success") is not True:
+            raise FatalConnectorError(
+                self._connector,
+                f"{self._connector} answered HTTP {response.status_code} without success",
+                status=response.status_code,
+                request_id=response.headers.get(errors.REQUEST_ID_HEADER),
+            )
+        more = body.get("additional_data")
+        return body.get("data"), more if isinstance(more, dict) else {}
+
     # -- person fields -------------------------------------------------------------------
 
     async def _field_map(self, *, create: bool) -> FieldMap:
@@ -162,7 +209,7 @@ class PipedriveCRM:
         while True:
             params = {"limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
             response = await self._api.call("GET", PERSON_FIELDS, params=params)
-            data, more = self._api.envelope(response)
+            data, more = self._envelope(response)
             definitions += [f for f in map(field_from, data or []) if f is not None]
             cursor = more.get("next_cursor") if isinstance(more.get("next_cursor"), str) else None
             if not cursor:
@@ -176,7 +223,7 @@ class PipedriveCRM:
             key = custom.get(name.casefold(), "")
             if not key and create:
                 body = {"field_name": name, "field_type": "varchar"}
-                made = field_from(await self._api.data("POST", PERSON_FIELDS, body=body))
+                made = field_from(await self._data("POST", PERSON_FIELDS, body=body))
                 if made is None:
                     raise FatalConnectorError(
                         self._connector, f"{self._connector} sent a malformed field"
@@ -205,7 +252,7 @@ class PipedriveCRM:
         if key in self._org_ids and (self._org_ids[key] is not None or not create):
             return self._org_ids[key]
         params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
-        data = await self._api.data("GET", f"{ORGANIZATIONS}/search", params=params)
+        data = await self._data("GET", f"{ORGANIZATIONS}/search", params=params)
         found = {
             item["id"]: str(item["name"])
             for item in _search_items(data)
@@ -213,7 +260,7 @@ class PipedriveCRM:
         }
         org_id = min(found) if found else None
         if org_id is None and create:
-            made = await self._api.data("POST", ORGANIZATIONS, body={"name": name})
+            made = await self._data("POST", ORGANIZATIONS, body={"name": name})
             org_id = made.get("id") if isinstance(made, dict) else None
             if not isinstance(org_id, int):
                 raise FatalConnectorError(
@@ -230,7 +277,7 @@ class PipedriveCRM:
             return None
         if org_id not in self._org_names:
             response = await self._api.call("GET", f"{ORGANIZATIONS}/{org_id}", ok={200, 404})
-            data = self._api.envelope(response)[0] if response.status_code == 200 else None
+            data = self._envelope(response)[0] if response.status_code == 200 else None
             name = data.get("name") if isinstance(data, dict) else None
             if not isinstance(name, str):
                 return None
@@ -297,7 +344,7 @@ class PipedriveCRM:
             params["exact_match"] = "true"
         if org_id is not None:
             params["organization_id"] = str(org_id)
-        data = await self._api.data("GET", f"{PERSONS}/search", params=params)
+        data = await self._data("GET", f"{PERSONS}/search", params=params)
         return sorted({item["id"] for item in _search_items(data)})
 
     async def _person(self, person_id: int) -> Person | None:
@@ -305,7 +352,7 @@ class PipedriveCRM:
         response = await self._api.call("GET", f"{PERSONS}/{person_id}", ok={200, 404})
         if response.status_code == 404:
             return None
-        person = person_from(self._api.envelope(response)[0])
+        person = person_from(self._envelope(response)[0])
         if person is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
         return None if person["is_deleted"] else person
@@ -377,7 +424,7 @@ class PipedriveCRM:
         body = person_body(wanted, fields, None, member_id=contact.member_id)
         if "company" in wanted:
             body["org_id"] = await self._org_id(wanted["company"], create=True)
-        made = person_from(await self._api.data("POST", PERSONS, body=body))
+        made = person_from(await self._data("POST", PERSONS, body=body))
         if made is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
         self._known[contact.member_id] = made["id"]

@@ -16,13 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 from urllib.parse import quote
 
 import httpx
 
-from connectors._http import json_object, send
+from connectors._http import json_object
 from connectors._ratelimit import Limiter
+from connectors._session import Session, Vendor
 from connectors.base import (
     Candidate,
     ConnectorSettings,
@@ -32,7 +33,7 @@ from connectors.base import (
     fields_to_write,
     match,
 )
-from connectors.salesforce import auth, outcomes, ratelimit, soql
+from connectors.salesforce import errors, outcomes, ratelimit, soql
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
     EXTERNAL_ID_FIELD,
@@ -49,6 +50,7 @@ from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+TOKEN_PATH = "/services/oauth2/token"  # noqa: S105 - an endpoint path, not a secret
 _OK = range(200, 300)
 _RECORD_ANSWERS = frozenset({200, 201, 204, 300, 400, 404})
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -75,29 +77,32 @@ class SalesforceCRM:
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
-        self._retry = retry
-        self._limiter = ratelimit.limiter(retry.sleep) if limiter is None else limiter
         options = settings.options
         self._object = cast(SObject, str(options.get("object", "Contact")))
         self._ext = str(options.get("external_id_field", EXTERNAL_ID_FIELD))
         version = str(options.get("api_version", "v62.0"))
         self._data = f"/services/data/{version}"
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=30.0, event_hooks={"response": [self._saw]}
-        )
         #: The org's daily API usage from the last ``Sforce-Limit-Info`` header.
         self.api_usage: tuple[int, int] | None = None
         self._accounts: dict[str, str] = {}
         self._problem: SyncdError | None = self._check_options(version)
-        self._session: auth.Session | None = None
-        try:
-            parsed = auth.parse_credential(self._connector, credential)
-        except SyncdError as error:
-            self._problem = self._problem or error  # raised by the first call
-        else:
-            self._session = auth.Session(
-                self._connector, self._http, parsed, login_url=self._login_url(), retry=retry
-            )
+        # OAuth only: the refresh sends the app's id and secret in the form, and its answer
+        # names the org's instance, where every API call then goes.
+        vendor = Vendor(
+            errors.classify,
+            token_url=self._login_url().rstrip("/") + TOKEN_PATH,
+            plain=None,
+            instance_url=True,
+        )
+        self._session = Session(
+            self._connector,
+            credential,
+            vendor,
+            transport=transport,
+            retry=retry,
+            limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
+            on_response=[self._saw],
+        )
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -122,7 +127,6 @@ class SalesforceCRM:
         verdict = match(contact, await self._candidates([contact]), strict=self._strict)
         if verdict.record is None:
             return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
-        assert self._session is not None
         instance = await self._session.ready()
         rid = verdict.record.id
         return Presence(
@@ -135,7 +139,7 @@ class SalesforceCRM:
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._http.aclose()
+        await self._session.aclose()
 
     # -- setup and HTTP ------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class SalesforceCRM:
         return None
 
     async def _saw(self, response: httpx.Response) -> None:
-        usage = auth.api_usage(response)
+        usage = errors.api_usage(response)
         if usage is not None:
             self.api_usage = usage
 
@@ -175,23 +179,7 @@ class SalesforceCRM:
     ) -> httpx.Response:
         if self._problem is not None:
             raise self._problem
-        assert self._session is not None
-        instance = await self._session.ready()
-        extra: dict[str, Any] = {} if body is None else {"json": body}
-        return await send(
-            self._http,
-            method,
-            instance + path,
-            connector=self._connector,
-            policy=self._retry,
-            classify=auth.classify,
-            ok=ok,
-            refresh=self._session.refresh,
-            limiter=self._limiter,
-            auth=self._session.bearer,
-            params=params,
-            **extra,
-        )
+        return await self._session.call(method, path, body=body, params=params, ok=ok)
 
     async def _query(self, query: str) -> list[dict[str, object]]:
         """Every record a SOQL query answers, following ``nextRecordsUrl``."""

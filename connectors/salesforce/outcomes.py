@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import httpx
 
+from connectors._http import json_body
 from connectors.base import MatchStep, TargetOutcome
-from connectors.salesforce import auth
+from connectors.salesforce import errors
 from sync.errors import FatalConnectorError
 
 _HINTS = {
@@ -65,17 +66,17 @@ def collection(
         if item.get("success") is True:
             out.append(TargetOutcome("created" if item.get("created") is True else "updated", rid))
             continue
-        errors = item.get("errors")
-        first = errors[0] if isinstance(errors, list) and errors else {}
-        codes = auth.describe(first if isinstance(first, dict) else {}, "statusCode")
+        entries = item.get("errors")
+        first = entries[0] if isinstance(entries, list) and entries else {}
+        codes = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
         out.append(failed(connector, f"HTTP 200 {codes}", codes))
     return out
 
 
 def rejected(connector: str, response: httpx.Response, what: str = "the record") -> TargetOutcome:
     """A failed outcome for an error answer: status, codes and fields."""
-    entries = auth.errors(response)
-    codes = ", ".join(dict.fromkeys(auth.describe(e) for e in entries[:3]))
+    entries = errors.errors(response)
+    codes = ", ".join(dict.fromkeys(errors.describe(e) for e in entries[:3]))
     return failed(connector, f"HTTP {response.status_code} {codes}".strip(), codes, what)
 
 
@@ -115,8 +116,4 @@ def result_id(response: httpx.Response) -> str | None:
 
 
 def _json(response: httpx.Response) -> object:
-    try:
-        body: object = response.json()
-    except ValueError:
-        return None
-    return body
+    return json_body(response)

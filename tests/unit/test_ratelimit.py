@@ -19,26 +19,11 @@ from connectors.hubspot import ratelimit as hubspot
 from connectors.pipedrive import ratelimit as pipedrive
 from connectors.salesforce import ratelimit as salesforce
 from sync.retry import RetryPolicy
+from tests.doubles import FakeClock
 
 
-class FakeTime:
-    """A clock that moves only when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await anyio.lowlevel.checkpoint()
-
-
-def limiter(time: FakeTime, limit: int, interval: float, **kwargs: object) -> RateLimiter:
-    return RateLimiter(limit, interval, clock=time.clock, sleep=time.sleep, **kwargs)  # type: ignore[arg-type]
+def limiter(clock: FakeClock, limit: int, interval: float, **kwargs: object) -> RateLimiter:
+    return RateLimiter(limit, interval, clock=clock.monotonic, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
 
 
 def answer(**headers: str) -> httpx.Response:
@@ -58,12 +43,12 @@ def generic(response: httpx.Response) -> RateInfo | None:
     )
 
 
-async def run(limit: RateLimiter, time: FakeTime, n: int) -> list[float]:
+async def run(limit: RateLimiter, clock: FakeClock, n: int) -> list[float]:
     """``n`` requests one after another; when each was let through."""
     granted = []
     for _ in range(n):
         async with limit.slot():
-            granted.append(time.now)
+            granted.append(clock.now)
     return granted
 
 
@@ -76,44 +61,44 @@ class TestPacing:
 
     async def test_no_wait_under_the_limit(self) -> None:
         """As many requests as the limit allows go through without any sleep."""
-        time = FakeTime()
-        granted = await run(limiter(time, 5, 1.0), time, 5)
+        clock = FakeClock()
+        granted = await run(limiter(clock, 5, 1.0), clock, 5)
         assert granted == [0.0] * 5
-        assert time.sleeps == []
+        assert clock.waits == []
 
     async def test_paces_past_the_limit(self) -> None:
         """Seven requests at three per second take two seconds, never four in a second."""
-        time = FakeTime()
-        granted = await run(limiter(time, 3, 1.0), time, 7)
+        clock = FakeClock()
+        granted = await run(limiter(clock, 3, 1.0), clock, 7)
         assert granted == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
         assert most_in_any_window(granted, 1.0) == 3
-        assert time.sleeps == [1.0, 1.0]  # one computed sleep per wait, no polling
+        assert clock.waits == [1.0, 1.0]  # one computed sleep per wait, no polling
 
     async def test_a_request_counts_from_its_answer(self) -> None:
         """A slow request holds its place in the window until interval after it finished."""
-        time = FakeTime()
-        limit = limiter(time, 1, 1.0)
+        clock = FakeClock()
+        limit = limiter(clock, 1, 1.0)
         async with limit.slot():
-            await time.sleep(0.5)  # the request takes half a second
-        granted = await run(limit, time, 1)
+            await clock.sleep(0.5)  # the request takes half a second
+        granted = await run(limit, clock, 1)
         assert granted == [1.5]
 
     async def test_max_wait_caps_one_wait(self) -> None:
         """A wait longer than max_wait is cut to it; the server's answer then decides."""
-        time = FakeTime()
-        limit = limiter(time, 1, 100.0, max_wait=5.0)
-        granted = await run(limit, time, 2)
+        clock = FakeClock()
+        limit = limiter(clock, 1, 100.0, max_wait=5.0)
+        granted = await run(limit, clock, 2)
         assert granted == [0.0, 5.0]
 
     async def test_layered_limits_take_a_slot_in_each(self) -> None:
         """A search request waits for the narrower search window as well as the account's."""
-        time = FakeTime()
-        account, search = limiter(time, 10, 1.0), limiter(time, 1, 1.0)
+        clock = FakeClock()
+        account, search = limiter(clock, 10, 1.0), limiter(clock, 1, 1.0)
         both = Layered([search, account])
         granted = []
         for _ in range(3):
             async with both.slot():
-                granted.append(time.now)
+                granted.append(clock.now)
         assert granted == [0.0, 1.0, 2.0]
         assert account.waits == []
 
@@ -123,48 +108,48 @@ class TestHeaderCorrection:
 
     async def test_adopts_a_smaller_limit_and_window(self) -> None:
         """After an answer saying 2 per 0.5 s, the limiter paces 2 per 0.5 s, not 100 per 10."""
-        time = FakeTime()
-        limit = limiter(time, 100, 10.0, parse=generic)
+        clock = FakeClock()
+        limit = limiter(clock, 100, 10.0, parse=generic)
         async with limit.slot():
             limit.observe(answer(limit="2", interval="0.5", remaining="1"))
-        granted = await run(limit, time, 4)
+        granted = await run(limit, clock, 4)
         assert (limit.limit, limit.interval) == (2, 0.5)
         assert granted == [0.0, 0.5, 0.5, 1.0]
 
     async def test_spent_window_holds_until_reset(self) -> None:
         """remaining 0 with a reset in 3 s holds the next request 3 s."""
-        time = FakeTime()
-        limit = limiter(time, 10, 1.0, parse=generic)
+        clock = FakeClock()
+        limit = limiter(clock, 10, 1.0, parse=generic)
         async with limit.slot():
             limit.observe(answer(remaining="0", reset="3"))
-        granted = await run(limit, time, 1)
+        granted = await run(limit, clock, 1)
         assert granted == [3.0]
 
     async def test_requests_the_server_counted_but_we_did_not_send(self) -> None:
         """When the server counts 4 of 5 used after our first, only one more goes at once."""
-        time = FakeTime()
-        limit = limiter(time, 5, 1.0, parse=generic)
+        clock = FakeClock()
+        limit = limiter(clock, 5, 1.0, parse=generic)
         async with limit.slot():
             limit.observe(answer(remaining="1"))
-        granted = await run(limit, time, 2)
+        granted = await run(limit, clock, 2)
         assert granted == [0.0, 1.0]
 
     async def test_a_larger_limit_is_adopted_too(self) -> None:
         """A Pro account's 190 replaces the assumed 100: the headers describe the window."""
-        time = FakeTime()
-        limit = limiter(time, 100, 10.0, parse=generic)
+        clock = FakeClock()
+        limit = limiter(clock, 100, 10.0, parse=generic)
         async with limit.slot():
             limit.observe(answer(limit="190", remaining="189"))
         assert limit.limit == 190
 
     async def test_answers_without_headers_change_nothing(self) -> None:
         """An answer without rate-limit headers leaves the window as it was."""
-        time = FakeTime()
-        limit = limiter(time, 3, 1.0, parse=generic)
+        clock = FakeClock()
+        limit = limiter(clock, 3, 1.0, parse=generic)
         async with limit.slot():
             limit.observe(answer())
         assert (limit.limit, limit.interval) == (3, 1.0)
-        assert await run(limit, time, 2) == [0.0, 0.0]
+        assert await run(limit, clock, 2) == [0.0, 0.0]
 
 
 class TestConcurrency:
@@ -172,13 +157,13 @@ class TestConcurrency:
 
     async def test_tasks_at_once_stay_within_the_limit(self) -> None:
         """Ten tasks at three per second: never four in a second, and done in three."""
-        time = FakeTime()
-        limit = limiter(time, 3, 1.0)
+        clock = FakeClock()
+        limit = limiter(clock, 3, 1.0)
         granted: list[float] = []
 
         async def request() -> None:
             async with limit.slot():
-                granted.append(time.now)
+                granted.append(clock.now)
 
         async with anyio.create_task_group() as group:
             for _ in range(10):
@@ -187,9 +172,9 @@ class TestConcurrency:
         assert most_in_any_window(granted, 1.0) == 3
 
     async def test_first_answer_is_awaited_before_others_go(self) -> None:
-        """Until an answer has told the real limits, one request is in flight at a time."""
-        time = FakeTime()
-        limit = limiter(time, 100, 10.0, parse=generic)
+        """Until an answer has told the real limits, one request is in flight at a clock."""
+        clock = FakeClock()
+        limit = limiter(clock, 100, 10.0, parse=generic)
         order: list[str] = []
         beside_first: list[str] = []
 
@@ -215,8 +200,8 @@ class TestConcurrency:
     async def test_waits_for_requests_in_flight(self) -> None:
         """With every slot held by a request in flight, the next waits for one to finish and
         then for the window, without sleeping in between."""
-        time = FakeTime()
-        limit = limiter(time, 1, 1.0)
+        clock = FakeClock()
+        limit = limiter(clock, 1, 1.0)
         finished = anyio.Event()
         granted: list[float] = []
 
@@ -226,7 +211,7 @@ class TestConcurrency:
 
         async def next_one() -> None:
             async with limit.slot():
-                granted.append(time.now)
+                granted.append(clock.now)
 
         async with anyio.create_task_group() as group:
             group.start_soon(slow)
@@ -235,10 +220,10 @@ class TestConcurrency:
             for _ in range(5):
                 await anyio.lowlevel.checkpoint()
             assert granted == []
-            assert time.sleeps == []
+            assert clock.waits == []
             finished.set()
         assert granted == [1.0]
-        assert time.sleeps == [1.0]
+        assert clock.waits == [1.0]
 
 
 class TestSendUsesTheLimiter:
@@ -258,7 +243,7 @@ class TestSendUsesTheLimiter:
                 "GET",
                 "http://crm.test/x",
                 connector="crm",
-                policy=RetryPolicy(sleep=FakeTime().sleep),
+                policy=RetryPolicy(sleep=FakeClock().sleep),
                 limiter=seen,
             )
         assert response.status_code == 200
@@ -266,8 +251,8 @@ class TestSendUsesTheLimiter:
 
     async def test_a_broken_connection_gives_its_slot_back(self) -> None:
         """A request that never got an answer frees its slot and still counts in the window."""
-        time = FakeTime()
-        limit = limiter(time, 2, 1.0)
+        clock = FakeClock()
+        limit = limiter(clock, 2, 1.0)
 
         def server(request: httpx.Request) -> httpx.Response:
             raise httpx.ConnectError("refused", request=request)
@@ -279,11 +264,11 @@ class TestSendUsesTheLimiter:
                     "GET",
                     "http://crm.test/x",
                     connector="crm",
-                    policy=RetryPolicy(attempts=2, sleep=time.sleep),
+                    policy=RetryPolicy(attempts=2, sleep=clock.sleep),
                     limiter=limit,
                 )
         # Both attempts count until a second after they broke; neither is stuck in flight.
-        assert await run(limit, time, 1) == [pytest.approx(1.0, abs=0.002)]
+        assert await run(limit, clock, 1) == [pytest.approx(1.0, abs=0.002)]
 
 
 class Counting:
@@ -361,22 +346,22 @@ class TestVendorParsers:
 
     async def test_salesforce_does_not_pace_far_from_the_max(self) -> None:
         """At 10 of 15,000 used, requests go at once: nothing is held until usage is near."""
-        time = FakeTime()
-        limit = salesforce.limiter(time.sleep, clock=time.clock)
+        clock = FakeClock()
+        limit = salesforce.limiter(clock.sleep, clock=clock.monotonic)
         for _ in range(20):
             async with limit.slot():
                 limit.observe(answer(**{"Sforce-Limit-Info": "api-usage=10/15000"}))
-        assert time.sleeps == []
+        assert clock.waits == []
 
     async def test_salesforce_holds_at_the_max(self) -> None:
         """With the org's usage at its maximum, the next request is held (up to MAX_WAIT)."""
-        time = FakeTime()
-        limit = salesforce.limiter(time.sleep, clock=time.clock)
+        clock = FakeClock()
+        limit = salesforce.limiter(clock.sleep, clock=clock.monotonic)
         async with limit.slot():
             limit.observe(answer(**{"Sforce-Limit-Info": "api-usage=15000/15000"}))
         async with limit.slot():
             pass
-        assert time.sleeps == [salesforce.MAX_WAIT]
+        assert clock.waits == [salesforce.MAX_WAIT]
 
 
 def test_module_exports() -> None:

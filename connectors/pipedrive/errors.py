@@ -1,52 +1,29 @@
-"""How the Pipedrive client authenticates, and the one function that turns Pipedrive's
-error answers into syncd's errors.
+"""How Pipedrive's error answers read: the one function that turns them into syncd's
+errors, and the helpers that pick machine codes out of an error body (never its free text).
 
-An API token goes in the ``x-api-token`` header (the ``api_key`` scheme of the OpenAPI
-files), never in the query string, where proxies and logs would keep it. An OAuth credential
-is traded at ``POST <oauth_url>/oauth/token`` (HTTP Basic client auth, form body
-``grant_type=refresh_token&refresh_token=…``; https://pipedrive.readme.io/docs/marketplace-oauth-authorization)
-for an access token held in memory and sent as ``Authorization: Bearer``.
+How the client authenticates (``x-api-token``, or OAuth refreshed with HTTP Basic client
+auth at ``<oauth_url>/oauth/token``) is told to the shared session in
+:mod:`connectors.pipedrive.client`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
 
 import httpx
 
-from connectors._http import classify_response
-from sync.errors import AuthError, ConnectorError, FatalConnectorError, RetryableError, SyncdError
+from connectors._http import classify_response, json_body
+from sync.errors import ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
-TOKEN_PATH = "/oauth/token"  # noqa: S105 - an endpoint path, not a secret
 REQUEST_ID_HEADER = "x-correlation-id"
 #: A 429 whose window resets later than this is the daily token budget, not the burst limit.
 DAILY_RESET_THRESHOLD = 60.0
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 
-class TokenAuth(httpx.Auth):
-    """Sends the API token as ``x-api-token``, or the current OAuth access token as Bearer;
-    read at each attempt, so a refresh takes effect on the retry."""
-
-    def __init__(self) -> None:
-        self.api_token: str | None = None
-        self.access_token: str | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self.api_token:
-            request.headers["x-api-token"] = self.api_token
-        elif self.access_token:
-            request.headers["Authorization"] = f"Bearer {self.access_token}"
-        yield request
-
-
 def error_fields(response: httpx.Response) -> dict[str, str]:
     """The string fields of an error body (``error``, ``code``, ``message``…)."""
-    try:
-        body: object = response.json()
-    except ValueError:
-        return {}
+    body = json_body(response)
     if not isinstance(body, dict):
         return {}
     return {
@@ -93,14 +70,3 @@ def classify(connector: str, response: httpx.Response) -> SyncdError:
     if isinstance(error, ConnectorError) and error.request_id is None:
         error.request_id = rid
     return error
-
-
-def classify_token(connector: str, response: httpx.Response) -> SyncdError:
-    """A refused refresh is an AuthError: the user must authorise syncd again."""
-    if response.status_code in (400, 401, 403):
-        return AuthError(
-            connector,
-            f"{connector} refused to refresh the OAuth token (HTTP {response.status_code}); "
-            f"authorise syncd again and store the new credential with `syncd auth set {connector}`",
-        )
-    return classify(connector, response)

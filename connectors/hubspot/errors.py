@@ -1,46 +1,28 @@
-"""How the HubSpot client authenticates: a private-app token, or an OAuth refresh token
-traded at ``POST /oauth/v1/token`` for an access token kept in memory only, and the one
-function that turns HubSpot's error answers into syncd's errors.
+"""How HubSpot's error answers read: the one function that turns them into syncd's errors,
+and the helpers that pick machine codes and correlation ids out of an error body (never
+its free text).
 
-Refresh grant: https://developers.hubspot.com/docs/methods/OAuth2/refresh-access-token
-(form-encoded ``grant_type=refresh_token``, ``client_id``, ``client_secret``,
-``refresh_token``; the answer carries ``access_token`` and ``expires_in``).
+The OAuth refresh (``POST /oauth/v1/token``, form-encoded client id and secret) is done by
+the shared session (:mod:`connectors._session`):
+https://developers.hubspot.com/docs/methods/OAuth2/refresh-access-token
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
 
 import httpx
 
-from connectors._http import classify_response
-from sync.errors import AuthError, ConnectorError, FatalConnectorError, RetryableError, SyncdError
+from connectors._http import classify_response, json_body
+from sync.errors import ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
 CORRELATION_HEADER = "x-hubspot-correlation-id"
-TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 - an endpoint path, not a secret
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-
-
-class Bearer(httpx.Auth):
-    """Sends the current access token; read at each attempt, so a refresh takes effect
-    on the retry."""
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self.token:
-            request.headers["Authorization"] = f"Bearer {self.token}"
-        yield request
 
 
 def error_fields(response: httpx.Response) -> dict[str, str]:
     """The string fields of an error body (``category``, ``policyName``, ``message``…)."""
-    try:
-        body: object = response.json()
-    except ValueError:
-        return {}
+    body = json_body(response)
     if not isinstance(body, dict):
         return {}
     fields = {str(k): v for k, v in body.items() if isinstance(v, str)}
@@ -95,16 +77,3 @@ def classify(connector: str, response: httpx.Response) -> SyncdError:
     if isinstance(error, ConnectorError) and error.request_id is None:
         error.request_id = rid
     return error
-
-
-def classify_token(connector: str, response: httpx.Response) -> SyncdError:
-    """A refused refresh is an AuthError: the user must authorise syncd again."""
-    if response.status_code in (400, 401, 403):
-        fields = error_fields(response)
-        code = code_of(fields.get("status")) or code_of(fields.get("category"))
-        return AuthError(
-            connector,
-            f"{connector} refused to refresh the OAuth token ({code or response.status_code}); "
-            f"authorise syncd again and store the new credential with `syncd auth set {connector}`",
-        )
-    return classify(connector, response)
