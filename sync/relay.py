@@ -32,6 +32,7 @@ log = structlog.get_logger("syncd.relay")
 
 #: How many times a batch whose write was not confirmed is run, from its matching step.
 UPSERT_ATTEMPTS = 8
+#: The source's instance name: its keyring username, and its name in retry events.
 SOURCE = "source"
 
 
