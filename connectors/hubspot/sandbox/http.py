@@ -228,7 +228,7 @@ class CorrelationIds:
 def _body_correlation(raw: bytes) -> str | None:
     try:
         body: object = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # an injected body may be anything
         return None
     value = body.get("correlationId") if isinstance(body, dict) else None
     return value if isinstance(value, str) else None
