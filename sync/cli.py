@@ -70,8 +70,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             line += f" ({health['last_error']})"
         print(line)
     journal = status.get("journal") or {}
-    if journal.get("damaged_files"):
-        print(f"  journal: {len(journal['damaged_files'])} damaged file(s): {journal['note']}")
+    if journal.get("note"):
+        print(f"  journal: {journal['note']}")
     recent = status.get("recent", [])
     if recent:
         last = recent[0]

@@ -82,6 +82,7 @@ class _Workers:
                 if intake.cancel_called:
                     return  # draining: what was not taken stays in the journal
                 self._state.busy += 1
+                self._journal.started(selection.id)  # from here, a crash counts against it
                 try:
                     outcomes = await self._relay.process(selection)
                     await self._journal.done(selection.id)  # before anyone is told "done"
@@ -184,6 +185,10 @@ async def run_daemon(
                 tg.start_soon(workers.run, receive.clone())
             replayed = await journal.replay()
             state.journal_damaged = [p.name for p in replayed.damaged]
+            state.journal_set_aside = len(replayed.set_aside)
+            state.journal_dir = str(journal.directory)
+            state.journal_problem = journal.problem
+            tg.start_soon(journal.retry_saves)
             tg.start_soon(_replay, replayed.selections, send.clone(), state, journal, config.crms)
             tg.start_soon(_feed_backlog, send.clone(), state)
             if handle_signals:
@@ -197,6 +202,7 @@ async def run_daemon(
             with anyio.move_on_after(drain_seconds):
                 await workers.idle()
             log.info("daemon.drained", left_in_journal=journal.pending())
+            journal.close()  # a clean stop: what was cut short counts as no interruption
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):

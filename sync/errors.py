@@ -8,6 +8,7 @@
     ├── DaemonNotRunning            no daemon on the socket (exit 3)
     ├── AuthError(connector)        credential missing or rejected (exit 4)
     │   └── KeyringUnavailable      no usable OS keyring backend (exit 4)
+    │       └── CredentialStoreUnavailable   the keyring is locked or gone for now
     ├── PrivacyRefusal(rule)        a privacy rule or the do-not-sync list said no (exit 5)
     └── ConnectorError(connector, status, request_id)
         ├── RetryableError(retry_after)   may succeed later: 429, 5xx, timeouts
@@ -83,6 +84,11 @@ class AuthError(SyncdError):
 
 class KeyringUnavailable(AuthError):
     """No usable OS keyring backend; syncd never falls back to plaintext."""
+
+
+class CredentialStoreUnavailable(KeyringUnavailable):
+    """The keyring exists but cannot answer now (locked, its service gone): ``connector``
+    names the credential that could not be read; work needing it resumes once it is back."""
 
 
 class PrivacyRefusal(SyncdError):

@@ -15,14 +15,39 @@ delivery, paced by the CRMs' rate limits, pays one small rewrite per person.
 On start the daemon replays what is left. A file that cannot be decrypted or parsed (a
 damaged disk, a keyring that lost the key) is moved to ``damaged/`` next to the journal and
 reported in `syncd status` — never silently dropped, never a crash.
+
+**No crash loop.** A selection whose processing kills the daemon would be replayed, and kill
+it again, at every start. So each run keeps an *in-flight log*: when a worker starts a
+selection, one line (the selection id as a Fernet token) is appended to
+``run-<run id>-<n>.inflight`` — no fsync, no segment rewrite, so starting a selection costs
+one small ``write`` and a 50 000-line import stays linear. A clean stop deletes the run's
+logs (a SIGTERM drain that cuts work short is not the selection's fault), and a log whose
+selections have all finished is deleted when the log rotates. At the next start, every
+selection still in the journal whose id is in an earlier run's log was interrupted by that
+run's death: the run's id is added to the selection's ``runs`` (inside the encrypted
+segment, so recording it twice after a crash mid-replay still counts once), and the logs
+are deleted. A selection with :data:`MAX_INTERRUPTIONS` runs is *set aside*: written,
+still encrypted, to ``damaged/aside-*.sj``, dropped from its segment, reported in `status`;
+the rest of the queue goes on. Selections merely queued (a paused daemon, a long backlog)
+are never counted: only a worker's start is. Losing a log line (a crash of the whole
+machine, a full disk) only undercounts.
+
+**A disk that refuses writes.** A segment that cannot be written makes :meth:`append` raise
+:class:`JournalUnwritable` (the API answers 503; nothing was accepted). A delivered
+selection whose segment cannot be rewritten or deleted stays in memory as *unsaved*: the
+daemon goes on, :meth:`Journal.problem` says what is wrong (shown in `status`), and the write
+is retried at every journal write, every :data:`RETRY_SECONDS`, and at the next start
+(where the selection may be delivered again: the upsert makes that harmless).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +55,7 @@ import anyio
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
+from sync.errors import CredentialStoreUnavailable, KeyringUnavailable, SyncdError
 from sync.secrets import TokenStore
 from sync.state import Selection
 
@@ -39,19 +65,52 @@ log = structlog.get_logger("syncd.journal")
 #: from every instance name, which may only use lowercase letters, digits, - and _.
 KEY_NAME = "syncd:journal-key"
 SUFFIX = ".sj"
+INFLIGHT = ".inflight"
 DAMAGED = "damaged"
 FORMAT = 1
+#: Runs that may die while a selection is in flight before it is set aside.
+MAX_INTERRUPTIONS = 3
+#: An in-flight log past this size is closed and a new one begun (see the module docstring).
+ROTATE_BYTES = 256 * 1024
+#: How often unsaved journal writes are tried again while the disk refuses them.
+RETRY_SECONDS = 30.0
+
+Writer = Callable[[Path, bytes], None]
+Remover = Callable[[Path], None]
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
 
 class JournalDamaged(Exception):
     """A segment that cannot be read back."""
 
 
+class JournalUnwritable(SyncdError):
+    """The journal's disk refused a write; the sentence says where and what to do."""
+
+
+def _reason(error: OSError) -> str:
+    if error.errno is None:
+        return type(error).__name__
+    return _REASONS.get(error.errno) or os.strerror(error.errno)
+
+
+def _errno_name(error: OSError) -> str:
+    return errno.errorcode.get(error.errno or 0, type(error).__name__)
+
+
 @dataclass(slots=True)
 class _Segment:
     path: Path
-    selections: dict[str, Selection]  # what the file holds now
-    pending: set[str] = field(default_factory=set)  # what has no final outcome yet
+    selections: dict[str, Selection]  # what the file should hold
+    #: Per selection interrupted before: the ids of the runs that died while it was in flight.
+    runs: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +119,8 @@ class Replay:
 
     selections: list[Selection]
     damaged: list[Path]
+    #: Ids of the selections set aside at this start (interrupted too often).
+    set_aside: list[str] = field(default_factory=list)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -74,11 +135,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep half a segment
+        raise
     _fsync_dir(path.parent)
 
 
@@ -87,101 +152,341 @@ def _unlink(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def _forget_file(path: Path) -> None:
+    """Remove ``path`` if possible; a leftover only makes the next start count again."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("journal.remove_failed", file=path.name, error=_errno_name(error))
+
+
+class _InflightLog:
+    """The selections this run started and has not finished (see the module docstring)."""
+
+    def __init__(self, directory: Path, run: str, fernet: Fernet) -> None:
+        self._directory = directory
+        self._run = run
+        self._fernet = fernet
+        self._fd: int | None = None
+        self._name = ""
+        self._size = 0
+        self._serial = 0
+        self._open: dict[str, set[str]] = {}  # log file name -> started, not finished
+        self._where: dict[str, str] = {}  # selection id -> log file name
+        self._warned = False
+
+    def started(self, selection_id: str) -> None:
+        line = self._fernet.encrypt(selection_id.encode()) + b"\n"
+        try:
+            if self._fd is None or self._size >= ROTATE_BYTES:
+                self._rotate()
+            assert self._fd is not None
+            os.write(self._fd, line)
+        except OSError as error:
+            if not self._warned:  # once per run: a full disk would say it per selection
+                self._warned = True
+                log.warning("journal.inflight_unwritable", error=_errno_name(error))
+            return
+        self._size += len(line)
+        self._open[self._name].add(selection_id)
+        self._where[selection_id] = self._name
+
+    def finished(self, selection_id: str) -> None:
+        name = self._where.pop(selection_id, None)
+        if name is None:
+            return
+        still = self._open[name]
+        still.discard(selection_id)
+        if not still and name != self._name:
+            del self._open[name]
+            _forget_file(self._directory / name)
+
+    def _rotate(self) -> None:
+        old, old_fd = self._name, self._fd
+        self._serial += 1
+        name = f"run-{self._run}-{self._serial:04d}{INFLIGHT}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW
+        self._fd = os.open(self._directory / name, flags, 0o600)
+        self._name, self._size = name, 0
+        self._open[name] = set()
+        if old_fd is not None:
+            os.close(old_fd)
+            if not self._open[old]:
+                del self._open[old]
+                _forget_file(self._directory / old)
+
+    def close(self) -> None:
+        """The run ends cleanly: nothing it had in flight was interrupted by a crash."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        for name in self._open:
+            _forget_file(self._directory / name)
+        self._open.clear()
+        self._where.clear()
+
+
+def _run_of(name: str) -> str:
+    """The run id in an in-flight log's file name (``run-<id>-<n>.inflight``)."""
+    parts = name.split("-")
+    return parts[1] if len(parts) == 3 and parts[0] == "run" else name
+
+
 class Journal:
     """The pending selections of one daemon, on disk, encrypted."""
 
-    def __init__(self, directory: Path, key: bytes) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        key: bytes,
+        *,
+        write: Writer = _write_atomically,
+        remove: Remover = _unlink,
+    ) -> None:
         self.directory = directory
         self._fernet = Fernet(key)
+        self._write = write  # a seam: tests pass a writer that fails as a full disk does
+        self._remove = remove
         self._segments: dict[str, _Segment] = {}  # by segment file name
         self._segment_of: dict[str, str] = {}  # selection id -> segment file name
+        self._unsaved: dict[str, _Segment] = {}  # on disk, these hold more than they should
         self._lock = anyio.Lock()
+        self._run = secrets.token_hex(6)
+        self._inflight = _InflightLog(directory, self._run, self._fernet)
+        self._problem: str | None = None
         self.damaged: list[Path] = []
 
     @classmethod
     async def open(cls, directory: Path, store: TokenStore) -> Journal:
         """The journal in ``directory`` (created 0700), its key from ``store`` (created once)."""
-        key = await anyio.to_thread.run_sync(store.get, KEY_NAME)
-        if not key:
-            key = Fernet.generate_key().decode()
-            await anyio.to_thread.run_sync(store.set, KEY_NAME, key)
-        await anyio.to_thread.run_sync(_make_private_dir, directory)
+        try:
+            key = await anyio.to_thread.run_sync(store.get, KEY_NAME)
+            if not key:
+                key = Fernet.generate_key().decode()
+                await anyio.to_thread.run_sync(store.set, KEY_NAME, key)
+        except KeyringUnavailable:
+            raise CredentialStoreUnavailable(
+                "journal key",
+                "the OS keyring is locked or not running, so syncd cannot read its journal "
+                "key; unlock the keyring (or start it) and start syncd again",
+            ) from None
+        try:
+            await anyio.to_thread.run_sync(_make_private_dir, directory)
+        except OSError as error:
+            raise JournalUnwritable(
+                f"the journal at {directory} cannot be used ({_reason(error)}); make that "
+                "directory writable (or set [daemon] journal_dir to one that is) and start "
+                "syncd again"
+            ) from None
         return cls(directory, key.encode())
 
     # -- writes ------------------------------------------------------------------------
 
     async def append(self, selections: Sequence[Selection]) -> None:
-        """Make ``selections`` durable: returns once their segment is on disk."""
+        """Make ``selections`` durable: returns once their segment is on disk.
+
+        Raises :class:`JournalUnwritable` when the disk refuses: then nothing was kept.
+        """
         if not selections:
             return
         name = f"seg-{secrets.token_hex(8)}{SUFFIX}"
-        segment = _Segment(
-            self.directory / name,
-            {s.id: s for s in selections},
-            {s.id for s in selections},
-        )
-        data = self._encrypt(segment.selections.values())
-        await anyio.to_thread.run_sync(_write_atomically, segment.path, data)
+        segment = _Segment(self.directory / name, {s.id: s for s in selections})
+        data = self._encrypt(segment)
+        try:
+            await anyio.to_thread.run_sync(self._write, segment.path, data)
+        except OSError as error:
+            log.warning("journal.append_failed", error=_errno_name(error), count=len(selections))
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_forget_file, segment.path)
+            raise JournalUnwritable(
+                f"the journal at {self.directory} cannot be written ({_reason(error)}); free "
+                "space on that disk (or make it writable) and try again — nothing was accepted"
+            ) from None
         async with self._lock:
             self._segments[name] = segment
             for selection in selections:
                 self._segment_of[selection.id] = name
+            await self._save_unsaved()  # the disk takes writes again: catch up
+
+    def started(self, selection_id: str) -> None:
+        """A worker starts ``selection_id``: if this run dies now, it was interrupted."""
+        self._inflight.started(selection_id)
 
     async def done(self, selection_id: str) -> None:
-        """``selection_id`` reached a final outcome everywhere: forget it on disk too."""
+        """``selection_id`` reached a final outcome everywhere: forget it on disk too.
+
+        Never raises for a disk that refuses: the change waits in memory (see
+        :meth:`problem`) and is written at the next chance.
+        """
         async with self._lock:
             name = self._segment_of.pop(selection_id, None)
-            if name is None:
-                return
-            segment = self._segments[name]
-            segment.pending.discard(selection_id)
-            if not segment.pending:
-                del self._segments[name]
-                await anyio.to_thread.run_sync(_unlink, segment.path)
-            else:
-                segment.selections = {i: segment.selections[i] for i in segment.pending}
-                data = self._encrypt(segment.selections.values())
-                await anyio.to_thread.run_sync(_write_atomically, segment.path, data)
+            if name is not None:
+                segment = self._segments[name]
+                del segment.selections[selection_id]
+                segment.runs.pop(selection_id, None)
+                if not segment.selections:
+                    del self._segments[name]
+                self._unsaved[name] = segment
+            await self._save_unsaved()
+        self._inflight.finished(selection_id)
+
+    async def _save_unsaved(self) -> bool:
+        """Write every segment whose file is behind; True once none is (lock held)."""
+        while self._unsaved:
+            name, segment = next(iter(self._unsaved.items()))
+            try:
+                if segment.selections:
+                    data = self._encrypt(segment)
+                    await anyio.to_thread.run_sync(self._write, segment.path, data)
+                else:
+                    await anyio.to_thread.run_sync(self._remove, segment.path)
+            except OSError as error:
+                if self._problem is None:
+                    log.warning("journal.save_failed", segment=name, error=_errno_name(error))
+                self._problem = (
+                    f"the journal at {self.directory} cannot be written ({_reason(error)}); "
+                    f"{len(self._unsaved)} journal file(s) still hold delivered selections and "
+                    "new ones are refused: free space on that disk (or make it writable); "
+                    "syncd tries again on its own"
+                )
+                return False
+            del self._unsaved[name]
+        if self._problem is not None:
+            log.info("journal.saved_again")
+        self._problem = None
+        return True
+
+    async def save_now(self) -> bool:
+        """Try the writes the disk refused before; True once nothing waits."""
+        async with self._lock:
+            return await self._save_unsaved()
+
+    async def retry_saves(self, interval: float = RETRY_SECONDS) -> None:
+        """Call :meth:`save_now` every ``interval`` seconds while a write waits (until
+        cancelled)."""
+        while True:
+            await anyio.sleep(interval)  # a timer: nothing signals that a disk has room again
+            if self._unsaved:
+                await self.save_now()
+
+    def problem(self) -> str | None:
+        """One sentence when the journal's disk refuses writes, else None."""
+        return self._problem
 
     def pending(self) -> int:
         """How many selections the journal holds."""
         return len(self._segment_of)
 
+    def close(self) -> None:
+        """A clean stop: what this run had in flight was not interrupted by a crash."""
+        self._inflight.close()
+
     # -- start -------------------------------------------------------------------------
 
     async def replay(self) -> Replay:
-        """Every selection left by an earlier run (now tracked again); damaged files set aside."""
-        found = await anyio.to_thread.run_sync(self._read_all)
+        """Every selection left by an earlier run (now tracked again); damaged files and
+        selections interrupted :data:`MAX_INTERRUPTIONS` times set aside."""
+        found, started, logs = await anyio.to_thread.run_sync(self._read_all)
         selections: list[Selection] = []
+        set_aside: list[str] = []
         async with self._lock:
             for path, held in found:
-                if held is None:
-                    continue
-                segment = _Segment(path, {s.id: s for s in held}, {s.id for s in held})
+                if held is None or path.name in self._segments:
+                    continue  # damaged, or appended by this run before the replay
+                segment = _Segment(path, {s.id: s for s in held[0]}, held[1])
+                changed = _count_interruptions(segment, started)
+                aside = [
+                    s
+                    for s in segment.selections.values()
+                    if len(segment.runs.get(s.id, ())) >= MAX_INTERRUPTIONS
+                ]
+                if aside and await self._set_aside_selections(segment, aside):
+                    changed = True
+                aside_ids = {s.id for s in aside}
+                set_aside += sorted(aside_ids)
                 self._segments[path.name] = segment
-                for selection in held:
-                    self._segment_of[selection.id] = path.name
-                selections += held
+                if changed:
+                    self._unsaved[path.name] = segment
+                for selection in held[0]:
+                    if selection.id not in aside_ids:
+                        self._segment_of[selection.id] = path.name
+                        selections.append(selection)
+            saved = await self._save_unsaved()
+        if saved:  # the counts are in the segments now; a leftover log only recounts nothing
+            for path in logs:
+                await anyio.to_thread.run_sync(_forget_file, path)
         damaged = [path for path, held in found if held is None]
         self.damaged += damaged
-        if selections or damaged:
+        if selections or damaged or set_aside:
             log.warning(
                 "journal.replayed",
                 selections=len(selections),
                 damaged_files=len(damaged),
+                set_aside=len(set_aside),
             )
-        return Replay(selections, damaged)
+        return Replay(selections, damaged, set_aside)
 
-    def _read_all(self) -> list[tuple[Path, list[Selection] | None]]:
-        out: list[tuple[Path, list[Selection] | None]] = []
+    async def _set_aside_selections(self, segment: _Segment, aside: list[Selection]) -> bool:
+        """Write ``aside`` to damaged/ and drop them from ``segment``; False if the disk
+        refused (then they stay in the segment, unqueued, and the next start tries again)."""
+        digest = hashlib.sha256("".join(sorted(s.id for s in aside)).encode()).hexdigest()
+        target = self.directory / DAMAGED / f"aside-{digest[:16]}{SUFFIX}"
+        held = _Segment(target, {s.id: s for s in aside}, {s.id: segment.runs[s.id] for s in aside})
+        data = self._encrypt(held)
+        try:
+            await anyio.to_thread.run_sync(_make_private_dir, target.parent)
+            await anyio.to_thread.run_sync(self._write, target, data)
+        except OSError as error:
+            log.warning("journal.set_aside_failed", error=_errno_name(error), count=len(aside))
+            return False
+        for selection in aside:
+            log.warning(
+                "journal.set_aside",
+                selection_id=selection.id,
+                interruptions=len(segment.runs[selection.id]),
+            )
+            del segment.selections[selection.id]
+            del segment.runs[selection.id]
+        return True
+
+    def _read_all(
+        self,
+    ) -> tuple[
+        list[tuple[Path, tuple[list[Selection], dict[str, list[str]]] | None]],
+        dict[str, set[str]],
+        list[Path],
+    ]:
+        found: list[tuple[Path, tuple[list[Selection], dict[str, list[str]]] | None]] = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime):
             try:
-                out.append((path, self._decrypt(path.read_bytes())))
+                found.append((path, self._decrypt(path.read_bytes())))
             except (JournalDamaged, OSError):
-                out.append((self._set_aside(path), None))
+                found.append((self._set_aside(path), None))
         for tmp in self.directory.glob(".*.tmp"):  # a write cut short: its 202 never went out
             tmp.unlink(missing_ok=True)
-        return out
+        started, logs = self._read_inflight()
+        return found, started, logs
+
+    def _read_inflight(self) -> tuple[dict[str, set[str]], list[Path]]:
+        """Which selections each earlier run had started (by selection id: run ids)."""
+        started: dict[str, set[str]] = {}
+        logs: list[Path] = []
+        for path in self.directory.glob(f"run-*{INFLIGHT}"):
+            run = _run_of(path.name)
+            if run == self._run:
+                continue
+            logs.append(path)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            for line in data.splitlines():
+                try:
+                    selection_id = self._fernet.decrypt(line).decode()
+                except (InvalidToken, ValueError):
+                    continue  # a line cut short by the crash, or another key's
+                started.setdefault(selection_id, set()).add(run)
+        return started, logs
 
     def _set_aside(self, path: Path) -> Path:
         target_dir = self.directory / DAMAGED
@@ -193,22 +498,11 @@ class Journal:
 
     # -- format ------------------------------------------------------------------------
 
-    def _encrypt(self, selections: Iterable[Selection]) -> bytes:
-        body = {
-            "v": FORMAT,
-            "selections": [
-                {
-                    "id": s.id,
-                    "public_id": s.public_id,
-                    "targets": list(s.targets),
-                    "with_messages": s.with_messages,
-                }
-                for s in selections
-            ],
-        }
+    def _encrypt(self, segment: _Segment) -> bytes:
+        body = {"v": FORMAT, "selections": list(_items(segment.selections.values(), segment))}
         return self._fernet.encrypt(json.dumps(body, separators=(",", ":")).encode())
 
-    def _decrypt(self, data: bytes) -> list[Selection]:
+    def _decrypt(self, data: bytes) -> tuple[list[Selection], dict[str, list[str]]]:
         try:
             body = json.loads(self._fernet.decrypt(data))
         except (InvalidToken, ValueError):
@@ -216,19 +510,50 @@ class Journal:
         if not isinstance(body, dict) or body.get("v") != FORMAT:
             raise JournalDamaged
         out: list[Selection] = []
+        runs: dict[str, list[str]] = {}
         for item in body.get("selections") or []:
             try:
-                out.append(
-                    Selection(
-                        str(item["id"]),
-                        str(item["public_id"]),
-                        tuple(str(t) for t in item["targets"]),
-                        bool(item["with_messages"]),
-                    )
+                selection = Selection(
+                    str(item["id"]),
+                    str(item["public_id"]),
+                    tuple(str(t) for t in item["targets"]),
+                    bool(item["with_messages"]),
                 )
-            except (KeyError, TypeError):
+                if item.get("runs"):
+                    runs[selection.id] = [str(r) for r in item["runs"]]
+            except (KeyError, TypeError, AttributeError):
                 raise JournalDamaged from None
-        return out
+            out.append(selection)
+        return out, runs
+
+
+def _items(selections: Iterable[Selection], segment: _Segment) -> Iterable[dict[str, object]]:
+    for s in selections:
+        item: dict[str, object] = {
+            "id": s.id,
+            "public_id": s.public_id,
+            "targets": list(s.targets),
+            "with_messages": s.with_messages,
+        }
+        if s.id in segment.runs:
+            item["runs"] = segment.runs[s.id]
+        yield item
+
+
+def _count_interruptions(segment: _Segment, started: dict[str, set[str]]) -> bool:
+    """Add to each selection of ``segment`` the earlier runs that died with it in flight;
+    True if any was new (a run already recorded is not counted twice)."""
+    changed = False
+    for selection_id in segment.selections:
+        runs = started.get(selection_id)
+        if not runs:
+            continue
+        known = segment.runs.setdefault(selection_id, [])
+        new = sorted(runs - set(known))
+        if new:
+            known += new
+            changed = True
+    return changed
 
 
 def _make_private_dir(path: Path) -> None:

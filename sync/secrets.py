@@ -1,7 +1,9 @@
 """Credentials: the OS keyring in production, memory in tests and the demo (P2).
 
 ``keyring`` is imported only when a :class:`KeyringTokenStore` is built. There is no
-plaintext fallback: a missing, failing or file-based backend is :class:`KeyringUnavailable`.
+plaintext fallback: a missing or file-based backend is :class:`KeyringUnavailable`, and a
+backend that fails once chosen (a locked collection, a Secret Service that went away) is
+:class:`CredentialStoreUnavailable`, naming the credential.
 No message, log line or ``repr`` here ever holds a credential's value.
 """
 
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from sync.errors import AuthError, KeyringUnavailable
+from sync.errors import AuthError, CredentialStoreUnavailable, KeyringUnavailable
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -118,16 +120,18 @@ def _usable_backend() -> KeyringBackend:
 
 @contextlib.contextmanager
 def _translated(action: str, name: str) -> Iterator[None]:
-    """Turn a backend's failure (locked collection, D-Bus error) into one sentence."""
+    """Turn whatever the backend raises (``KeyringLocked``, ``InitError``, a secretstorage or
+    D-Bus error, anything else) into one sentence naming the credential — never its value."""
     try:
         yield
     except AuthError:
         raise
     except Exception as error:
-        raise KeyringUnavailable(
-            "keyring",
-            f"the OS keyring could not {action} the credential for {name} "
-            f"({type(error).__name__}); unlock the keyring, or {install_hint()}",
+        raise CredentialStoreUnavailable(
+            name,
+            f"the OS keyring is locked or not running, so syncd could not {action} the "
+            f"{name} credential ({type(error).__name__}); unlock the keyring (or start it) "
+            + ("and syncd will read it again" if action == "read" else "and run this again"),
         ) from None
 
 
@@ -153,9 +157,9 @@ class KeyringTokenStore:
         """Remove the credential of ``name``; False if there was none."""
         from keyring.errors import PasswordDeleteError
 
-        if self.get(name) is None:
-            return False
         with _translated("remove", name):
+            if self._backend.get_password(self.service, name) is None:
+                return False
             try:
                 self._backend.delete_password(self.service, name)
             except PasswordDeleteError:

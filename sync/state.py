@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -136,6 +137,11 @@ class DaemonState:
         self.backlog_ready = anyio.Event()
         #: Journal files that could not be read back at start, set aside in damaged/.
         self.journal_damaged: list[str] = []
+        #: Selections set aside at start after being interrupted too often (sync/journal.py).
+        self.journal_set_aside = 0
+        self.journal_dir = ""
+        #: Asked at each status: one sentence while the journal's disk refuses writes.
+        self.journal_problem: Callable[[], str | None] = lambda: None
         self._pending = 0
         self._done_ids: deque[str] = deque()
         self._resumed = anyio.Event()
@@ -206,7 +212,8 @@ class DaemonState:
     def status(self) -> dict[str, object]:
         """The control API's status object."""
         attention = any(h.health != "ok" for h in self.health.values())
-        attention = attention or self.source_health.health != "ok" or bool(self.journal_damaged)
+        journal = self._journal_status()
+        attention = attention or self.source_health.health != "ok" or bool(journal["note"])
         if self.paused:
             state = "paused"
         elif attention:
@@ -224,13 +231,28 @@ class DaemonState:
             "source": self.source_health.as_json(now),
             "crms": {name: h.as_json(now) for name, h in self.health.items()},
             "recent": list(self.recent),
-            "journal": {
-                "damaged_files": list(self.journal_damaged),
-                "note": (
-                    "some accepted selections could not be read back after a restart; the "
-                    "files were kept in the journal's damaged/ folder: add those people again"
-                )
-                if self.journal_damaged
-                else None,
-            },
+            "journal": journal,
+        }
+
+    def _journal_status(self) -> dict[str, object]:
+        problem = self.journal_problem()
+        notes = [problem] if problem else []
+        if self.journal_damaged:
+            notes.append(
+                "some accepted selections could not be read back after a restart; the "
+                "files were kept in the journal's damaged/ folder: add those people again"
+            )
+        if self.journal_set_aside:
+            notes.append(
+                f"{self.journal_set_aside} selection(s) kept failing to finish (syncd stopped "
+                "3 times while relaying each) and were set aside, encrypted, in "
+                f"{self.journal_dir or 'the journal'}/damaged; add those people again, and "
+                "check the daemon log (journal.set_aside names their selection ids) if it "
+                "happens again"
+            )
+        return {
+            "damaged_files": list(self.journal_damaged),
+            "set_aside": self.journal_set_aside,
+            "problem": problem,
+            "note": "; ".join(notes) or None,
         }

@@ -11,9 +11,10 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 from keyring.compat import properties
-from keyring.errors import KeyringLocked, PasswordDeleteError
+from keyring.errors import InitError, KeyringError, KeyringLocked, PasswordDeleteError
+from secretstorage.exceptions import LockedException, SecretServiceNotAvailableException
 
-from sync.errors import AuthError, KeyringUnavailable
+from sync.errors import AuthError, CredentialStoreUnavailable, KeyringUnavailable
 from sync.secrets import (
     KeyringTokenStore,
     MemoryTokenStore,
@@ -84,6 +85,32 @@ class LockedKeyring(DictKeyring):
 
     def set_password(self, service: str, username: str, password: str) -> None:
         raise RuntimeError(f"org.freedesktop.DBus.Error: could not store {password}")
+
+
+@_unlisted
+class FlakyKeyring(DictKeyring):
+    """A working backend that raises ``failure`` from every call while it is set, as a
+    keyring locked (or a Secret Service stopped) mid-run does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: Exception | None = None
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self._check()
+        return super().get_password(service, username)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._check()
+        super().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._check()
+        super().delete_password(service, username)
 
 
 def _chain(*children: KeyringBackend) -> KeyringBackend:
@@ -194,12 +221,83 @@ class TestKeyringBackends:
         store = KeyringTokenStore()
         with pytest.raises(KeyringUnavailable) as reading:
             store.get("hubspot")
-        assert "could not read the credential for hubspot (KeyringLocked)" in str(reading.value)
+        assert "could not read the hubspot credential (KeyringLocked)" in str(reading.value)
         with pytest.raises(KeyringUnavailable) as storing:
             store.set("hubspot", SECRET)
         assert SECRET not in str(storing.value)
         assert storing.value.__cause__ is None
         assert storing.value.__suppress_context__
+
+
+FAILURES = [
+    pytest.param(KeyringLocked("Failed to unlock the collection!"), id="KeyringLocked"),
+    pytest.param(InitError("Failed to create the collection"), id="InitError"),
+    pytest.param(KeyringError("backend error"), id="KeyringError"),
+    pytest.param(LockedException("Item is locked!"), id="secretstorage-locked"),
+    pytest.param(
+        SecretServiceNotAvailableException("org.freedesktop.DBus.Error.ServiceUnknown"),
+        id="service-gone",
+    ),
+    pytest.param(ConnectionRefusedError(111, "Connection refused"), id="dbus-socket-gone"),
+    pytest.param(RuntimeError(f"unexpected, quoting {SECRET}"), id="anything-else"),
+]
+
+
+class TestKeyringGoesAway:
+    """A keyring locked, or its service stopped, while syncd runs: one sentence, then back."""
+
+    @pytest.mark.parametrize("failure", FAILURES)
+    def test_every_backend_error_names_the_credential(
+        self, failure: Exception, use_backend: Install
+    ) -> None:
+        """Any backend error on read is CredentialStoreUnavailable (exit 4) naming the
+        credential and what to do, never the value or the backend's own words."""
+        backend = FlakyKeyring()
+        use_backend(backend)
+        store = KeyringTokenStore()
+        store.set("hubspot", SECRET)
+        backend.failure = failure
+        with pytest.raises(CredentialStoreUnavailable) as caught:
+            store.get("hubspot")
+        error = caught.value
+        assert isinstance(error, AuthError)
+        assert error.exit_code == 4
+        assert error.connector == "hubspot"
+        assert str(error) == (
+            "the OS keyring is locked or not running, so syncd could not read the hubspot "
+            f"credential ({type(failure).__name__}); unlock the keyring (or start it) and "
+            "syncd will read it again"
+        )
+        assert SECRET not in str(error)
+        assert error.__cause__ is None
+        assert error.__suppress_context__
+
+    @pytest.mark.parametrize("failure", FAILURES[:2])
+    def test_store_and_remove_say_run_it_again(
+        self, failure: Exception, use_backend: Install
+    ) -> None:
+        """Storing or removing while the keyring is locked asks to run the command again."""
+        backend = FlakyKeyring()
+        use_backend(backend)
+        store = KeyringTokenStore()
+        backend.failure = failure
+        expected = r"pipedrive credential .* and run this again$"
+        for action in (lambda: store.set("pipedrive", SECRET), lambda: store.delete("pipedrive")):
+            with pytest.raises(CredentialStoreUnavailable, match=expected):
+                action()
+
+    def test_the_same_store_works_once_the_keyring_is_back(self, use_backend: Install) -> None:
+        """No state is poisoned: once unlocked, the same store reads the credential again."""
+        backend = FlakyKeyring()
+        use_backend(backend)
+        store = KeyringTokenStore()
+        store.set("source", SECRET)
+        backend.failure = KeyringLocked("locked")
+        with pytest.raises(CredentialStoreUnavailable):
+            store.get("source")
+        backend.failure = None
+        assert store.get("source") == SECRET
+        assert require(store, "source") == SECRET
 
 
 class TestRealKeyring:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from sync.control import openapi
 from sync.errors import UsageError
-from sync.journal import Journal
+from sync.journal import Journal, JournalUnwritable
 from sync.refs import parse_ref
 from sync.relay import merge_targets
 from sync.state import DaemonState, Selection
@@ -158,7 +158,10 @@ def build_app(
             for _, public_id in parsed
         ]
         if journal is not None:
-            await journal.append(selections)  # durable before anyone is told "accepted"
+            try:
+                await journal.append(selections)  # durable before anyone is told "accepted"
+            except JournalUnwritable as exc:  # the disk refused: accept nothing
+                raise BadRequest(503, str(exc)) from None
         accepted = []
         for (ref, _), selection in zip(parsed, selections, strict=True):
             state.track(selection)
