@@ -77,24 +77,27 @@ async def start_sandboxes(
     return running
 
 
-def _toml_table(name: str, values: Mapping[str, object]) -> str:
-    lines = [f"[{name}]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    return "\n".join(lines)
+def toml_config(tables: Mapping[str, Mapping[str, object]], *, comment: str = "") -> str:
+    """A syncd config (TOML) from {table name: {key: string, number or list}}."""
+    parts = [f"# {comment}"] if comment else []
+    for name, values in tables.items():
+        lines = [f"[{name}]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
 
 
 def config_text(
     running: Mapping[str, RunningSandbox], *, daemon: Mapping[str, object] | None = None
 ) -> str:
     """A syncd config (TOML) whose source and CRMs are the running sandboxes."""
-    tables = [
-        "# Written by `syncd sandbox`: every instance points at a local sandbox.",
-        _toml_table("daemon", daemon or {}),
-    ]
+    tables: dict[str, Mapping[str, object]] = {"daemon": daemon or {}}
     for name, sandbox in running.items():
         table = "source" if sandbox.kind == "source" else f"crm.{name}"
-        tables.append(_toml_table(table, sandbox.config_table()))
-    return "\n\n".join(tables) + "\n"
+        tables[table] = sandbox.config_table()
+    return toml_config(
+        tables, comment="Written by `syncd sandbox`: every instance points at a local sandbox."
+    )
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -27,6 +27,44 @@ from sync.retry import RetryPolicy
 from sync.secrets import MemoryTokenStore
 
 DIRS = ("config", "state", "cache", "log", "run", "tmp")
+_XDG = {
+    "XDG_CONFIG_HOME": "config",
+    "XDG_STATE_HOME": "state",
+    "XDG_CACHE_HOME": "cache",
+    "XDG_DATA_HOME": "data",
+    "XDG_RUNTIME_DIR": "run",
+    "TMPDIR": "tmp",
+}
+
+
+def syncd_argv(*args: str) -> list[str]:
+    """The command line that runs the real CLI (`syncd ARGS`) from this interpreter."""
+    return [sys.executable, "-m", "sync.cli", *args]
+
+
+@dataclass(frozen=True, slots=True)
+class ThrowawayDirs:
+    """Private (0700) config, state, cache, log, runtime and temp dirs under one root."""
+
+    root: Path
+    paths: dict[str, Path]
+
+    @classmethod
+    def make(cls, root: Path, names: Collection[str] = DIRS) -> ThrowawayDirs:
+        """Create the dirs ``names`` under ``root`` (kept if they exist)."""
+        paths = {name: root / name for name in names}
+        for path in paths.values():
+            path.mkdir(mode=0o700, exist_ok=True)
+        return cls(root, paths)
+
+    def __getitem__(self, name: str) -> Path:
+        return self.paths[name]
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """This process's environment with every XDG dir (and TMPDIR) pointing in here."""
+        env = dict(os.environ)
+        env |= {var: str(self.paths[n]) for var, n in _XDG.items() if n in self.paths}
+        return env | extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +94,7 @@ class Stack:
         started = time.perf_counter()
         command, *rest = args
         done = await anyio.run_process(
-            [sys.executable, "-m", "sync.cli", command, "--config", str(self.config_path), *rest],
+            syncd_argv(command, "--config", str(self.config_path), *rest),
             check=False,
             env=self.env,
         )
@@ -77,17 +115,8 @@ async def throwaway_stack(
     ``crms`` names the CRM instances: CRM types (one instance each, named after the type)
     or {instance name: type} for several of one type; one of every type by default.
     """
-    dirs = {name: root / name for name in DIRS}
-    for path in dirs.values():
-        path.mkdir(mode=0o700, exist_ok=True)
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(dirs["config"]),
-        "XDG_STATE_HOME": str(dirs["state"]),
-        "XDG_CACHE_HOME": str(dirs["cache"]),
-        "XDG_RUNTIME_DIR": str(dirs["run"]),
-        "TMPDIR": str(dirs["tmp"]),
-    }
+    dirs = ThrowawayDirs.make(root)
+    env = dirs.environ()
     config_path = dirs["config"] / "config.toml"
     async with anyio.create_task_group() as tg:
         instances = {"source": registry.types("source")[0]}

@@ -2,8 +2,12 @@
 the real CLI in more, tokens in the real OS keyring (Secret Service over D-Bus), and a
 throwaway set of XDG dirs per test.
 
+The throwaway dirs and the CLI's command line are the same ones the in-process stack of
+`syncd demo` uses (rig/stack.py), which tests open with ``throwaway_stack`` directly.
+
 The test command (scripts/test.sh) starts a private D-Bus session with an unlocked
-gnome-keyring; without one these tests fail in CI and are skipped elsewhere.
+gnome-keyring; without one, a run that needs these fixtures stops before its first test and
+says so (see tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,19 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from rig.runner import toml_config
 from rig.sandbox import SandboxControl
+from rig.stack import DIRS, ThrowawayDirs, syncd_argv
 
 SOURCE_TOKEN = "canary-source-token-7f3a9c1e5b"
 HUBSPOT_TOKEN = "canary-hubspot-token-2d8e4f6a0c"
-
-
-def _keyring_usable() -> bool:
-    probe = subprocess.run(
-        [sys.executable, "-c", "from sync.secrets import KeyringTokenStore; KeyringTokenStore()"],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
 
 
 @dataclass
@@ -51,13 +47,10 @@ class Sandboxes:
 
 @pytest.fixture(scope="session")
 def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxes]:
-    if not _keyring_usable():
-        if os.environ.get("CI"):
-            pytest.fail("no usable keyring: run the tests through scripts/test.sh")
-        pytest.skip("no usable keyring (run through scripts/test.sh for the real one)")
+    """`syncd sandbox` for the whole session; the real keyring is checked before any test."""
     out = tmp_path_factory.mktemp("sandbox") / "sandbox.toml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli", "sandbox", "--config-out", str(out)],
+        syncd_argv("sandbox", "--config-out", str(out)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -101,7 +94,7 @@ class Env:
     def syncd(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the real CLI and keep its output for the P2 scan."""
         done = subprocess.run(
-            [sys.executable, "-m", "sync.cli", *args],
+            syncd_argv(*args),
             input=stdin,
             capture_output=True,
             text=True,
@@ -115,7 +108,7 @@ class Env:
     def start_daemon(self) -> subprocess.Popen[str]:
         """`syncd run` in the background; returns once it serves the control socket."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sync.cli", "run", "--config", str(self.config)],
+            syncd_argv("run", "--config", str(self.config)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -143,10 +136,12 @@ class Env:
 
 @pytest.fixture
 def env(sandboxes: Sandboxes, tmp_path: Path) -> Iterator[Env]:
+    """Throwaway dirs, a config pointing at the sandboxes, and the canary tokens in the keyring.
+
+    The socket and the journal stay at their defaults (under the throwaway XDG dirs).
+    """
     sandboxes.reset()
-    dirs = {n: tmp_path / n for n in ("config", "state", "cache", "log", "run", "tmp", "data")}
-    for path in dirs.values():
-        path.mkdir(mode=0o700)
+    dirs = ThrowawayDirs.make(tmp_path, (*DIRS, "data"))
     socket = dirs["run"] / "syncd" / "syncd.sock"
     config = dirs["config"] / "syncd" / "config.toml"
     config.parent.mkdir()
@@ -154,22 +149,15 @@ def env(sandboxes: Sandboxes, tmp_path: Path) -> Iterator[Env]:
     crm = sandboxes.config["crm"]
     assert isinstance(source, dict)
     assert isinstance(crm, dict)
-    config.write_text(
-        "[daemon]\n"
-        f'log_file = "{dirs["log"] / "syncd.log"}"\n\n'
-        f'[source]\ntype = "linkedin"\nbase_url = "{source["base_url"]}"\n\n'
-        f'[crm.hubspot]\ntype = "hubspot"\nbase_url = "{crm["hubspot"]["base_url"]}"\n'
-    )
-    environ = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(dirs["config"]),
-        "XDG_STATE_HOME": str(dirs["state"]),
-        "XDG_CACHE_HOME": str(dirs["cache"]),
-        "XDG_DATA_HOME": os.environ.get("XDG_DATA_HOME", str(dirs["data"])),
-        "XDG_RUNTIME_DIR": str(dirs["run"]),
-        "TMPDIR": str(dirs["tmp"]),
-        "SYNCD_CONFIG": str(config),
+    tables = {
+        "daemon": {"log_file": str(dirs["log"] / "syncd.log")},
+        "source": source,
+        "crm.hubspot": crm["hubspot"],
     }
+    config.write_text(toml_config(tables))
+    # The keyring daemon of the session keeps its files where the session said.
+    data = os.environ.get("XDG_DATA_HOME", str(dirs["data"]))
+    environ = dirs.environ(XDG_DATA_HOME=data, SYNCD_CONFIG=str(config))
     e = Env(tmp_path, config, socket, environ)
     assert e.syncd("auth", "set", "source", "--stdin", stdin=SOURCE_TOKEN).returncode == 0
     assert e.syncd("auth", "set", "hubspot", "--stdin", stdin=HUBSPOT_TOKEN).returncode == 0

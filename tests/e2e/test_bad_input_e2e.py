@@ -211,6 +211,7 @@ class TestRefsOnTheCommandLine:
             assert records(stack) == 3
             await still_serving(stack, records_before=3)
 
+    @pytest.mark.slow
     async def test_from_file_over_a_mebibyte_goes_in_several_calls(self, tmp_path: Path) -> None:
         """Long (valid) URLs adding up to more than one request body may hold are all accepted,
         and each person reaches the CRM once."""

@@ -6,6 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_demo_relays_everyone_once_and_leaves_no_residue() -> None:
     done = subprocess.run(

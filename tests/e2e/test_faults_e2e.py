@@ -16,6 +16,8 @@ from connectors.linkedin.sandbox.samples import generated_people
 from rig.stack import Stack, throwaway_stack
 from sync.retry import RetryPolicy
 
+pytestmark = pytest.mark.slow
+
 #: Fast retries, and a budget long enough to wait out a few-second outage.
 RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=150)
 
@@ -141,6 +143,7 @@ async def test_tokens_expire_mid_run(tmp_path: Path) -> None:
     assert stack.record_counts()["hubspot"] == 4
 
 
+@pytest.mark.timeout(600)
 async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> None:
     """1 000 people while every CRM goes down, throttles, resets and loses answers."""
 

@@ -58,6 +58,7 @@ def wait_all(env: Env, ids: list[str]) -> list[dict[str, Any]]:
     return finished
 
 
+@pytest.mark.slow
 def test_kill_9_with_selections_in_flight_loses_nothing(env: Env, sandboxes: Sandboxes) -> None:
     """Accepted, then the daemon is killed mid-write: the restart delivers each person once."""
     refs = public_ids(sandboxes, 6)
@@ -80,6 +81,7 @@ def test_kill_9_with_selections_in_flight_loses_nothing(env: Env, sandboxes: San
     assert segments(env) == []
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_and_keeps_the_rest(env: Env, sandboxes: Sandboxes) -> None:
     """SIGTERM: no new work, in-flight work finishes, exit 0; the rest waits in the journal."""
     refs = public_ids(sandboxes, 6)
