@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -141,33 +140,13 @@ def socket_path(explicit_config: str | None, env: Mapping[str, str] | None = Non
 
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` 0700, or refuse one another user owns or others can enter."""
+    from sync.private_paths import UnsafePath, private_dir
 
-    def refuse(where: Path, message: str) -> ConfigError:
-        return ConfigError([Problem(str(where), "daemon.socket", message)])
-
-    uid = os.getuid()
     try:
-        for parent in reversed(path.parents):
-            if not parent.exists():
-                parent.mkdir(mode=0o700, exist_ok=True)
-            info = parent.stat()
-            # Whoever can rename entries in an ancestor can swap our directory for theirs.
-            open_to_all = info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX
-            if info.st_uid not in (0, uid) or open_to_all:
-                raise refuse(
-                    parent, "another user can replace what is inside; choose another place"
-                )
-        path.mkdir(mode=0o700, exist_ok=True)
-        info = path.lstat()
-    except OSError as error:
-        raise refuse(path, f"cannot create this directory ({type(error).__name__})") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise refuse(path, "is not a directory; choose another [daemon] socket")
-    if info.st_uid != uid:
-        raise refuse(path, "belongs to another user; choose another [daemon] socket")
-    if info.st_mode & 0o077:
-        mode = stat.S_IMODE(info.st_mode)
-        raise refuse(path, f"is open to other users (mode {mode:04o}); run `chmod 700` on it")
+        private_dir(path, setting="[daemon] socket")
+    except UnsafePath as error:
+        message = f"{error.problem}; {error.remedy}"
+        raise ConfigError([Problem(str(error.path), "daemon.socket", message)]) from None
 
 
 def load(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:

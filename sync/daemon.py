@@ -17,7 +17,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 from sync.asgi import serve
 from sync.config import Config
 from sync.control.server import build_app
-from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket
+from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket, keep_control_socket
 from sync.instances import Instances, TransportFactory
 from sync.journal import Journal
 from sync.relay import Relay
@@ -181,6 +181,8 @@ async def run_daemon(
             server = await tg.start(
                 partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol)
             )
+            serve_on = partial(serve, app, http_protocol=OwnerOnlyProtocol)
+            tg.start_soon(keep_control_socket, control, serve_on, stopping)
             for _ in range(WORKERS):
                 tg.start_soon(workers.run, receive.clone())
             replayed = await journal.replay()

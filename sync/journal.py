@@ -557,5 +557,6 @@ def _count_interruptions(segment: _Segment, started: dict[str, set[str]]) -> boo
 
 
 def _make_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    from sync.private_paths import private_dir  # the socket's and the log's checks too
+
+    private_dir(path, setting="[daemon] journal_dir")

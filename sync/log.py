@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import logging.handlers
 import re
 import sys
 from collections.abc import Iterator
+from io import TextIOWrapper
 from pathlib import Path
 from typing import TextIO
 
@@ -23,13 +24,15 @@ import structlog
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from sync.private_paths import open_private_file
+
 REDACTED = "[redacted]"
 ALLOWED_KEYS = frozenset(
     {
         "event", "level", "timestamp", "logger", "selection_id", "instance", "connector",
         "crm", "outcome", "status", "http_status", "request_id", "code", "count", "attempt",
         "retry_after", "duration_ms", "state", "queue", "pid", "version", "path_kind",
-        "error_type",
+        "error_type", "uid",
     }
 )  # fmt: skip
 QUIET_LOGGERS = ("httpx", "httpcore", "hpack")  # they log full URLs and headers at INFO/DEBUG
@@ -49,6 +52,10 @@ _EVENT = re.compile(r"[a-z][a-z0-9_]*(?:[.:][a-z0-9_]+)*")
 _WORD = re.compile(r"\S{1,100}")  # allowed values are codes and ids: a space means prose
 _NAME_KEYS = ("instance", "connector", "crm")
 _INSTANCE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+#: The log rotates at this size, keeping this many older files.
+LOG_MAX_BYTES = 10 << 20
+LOG_BACKUPS = 5
 
 _installed: list[logging.Handler] = []
 
@@ -119,16 +126,13 @@ class _Stderr(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
-def _private_file(path: Path) -> None:
-    """Create ``path`` 0600, and any missing parent directory 0700."""
-    for parent in reversed(path.parents):
-        if not parent.exists():
-            parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """Rotates by size; every file it opens, the first and each one after a rotation, is
+    0600 in a private directory, never reached through a symbolic link, and ours."""
+
+    def _open(self) -> TextIOWrapper:
+        fd = open_private_file(Path(self.baseFilename), setting="[daemon] log_file")
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 def configure(level: str, sink: Path | None, *, console: bool = False) -> None:
@@ -152,8 +156,11 @@ def configure(level: str, sink: Path | None, *, console: bool = False) -> None:
 
     handlers: list[logging.Handler] = []
     if sink is not None:
-        _private_file(sink)
-        handlers.append(logging.FileHandler(sink, encoding="utf-8"))
+        handlers.append(
+            _PrivateRotatingFile(
+                sink, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+            )
+        )
         handlers[-1].setFormatter(formatter(structlog.processors.JSONRenderer()))
     if sink is None or console:
         handlers.append(_Stderr())

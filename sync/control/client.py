@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sync.errors import DaemonNotRunning, SyncdError, UsageError
+from sync.private_paths import check_socket
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -38,6 +39,11 @@ class ControlClient:
         self, method: str, path: str, body: object = None, *, timeout: float | None = None
     ) -> Any:
         """Send one request; the decoded JSON answer, or the error it stands for."""
+        # Before anything is sent: the socket and its directory must be ours and private,
+        # or whoever could replace them would receive our requests. A refusal exits 2, not
+        # 3: the daemon may well be running, and the fix is a chmod or another `[daemon]
+        # socket` (the same sentence `syncd run` gives), not starting a daemon.
+        check_socket(self.socket_path)
         conn = _UnixConnection(self.socket_path, timeout or self.timeout)
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}

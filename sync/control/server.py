@@ -60,6 +60,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(400, "the body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        raise BadRequest(
+            400, "the body is nested too deeply to parse; send a flat JSON object"
+        ) from None
     if not isinstance(body, dict):
         raise BadRequest(422, "the body must be a JSON object")
     return body
