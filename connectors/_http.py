@@ -292,7 +292,7 @@ async def send(
             lambda e: isinstance(e, RetryableError) and not isinstance(e, WriteUncertain)
         ),
         sleep=policy.sleep,
-        before_sleep=policy.before_sleep(connector, f"{method.upper()} request"),
+        before_sleep=policy.before_sleep(connector, method.upper()),
         reraise=True,
     )
     response: httpx.Response = await retrying(attempt_once)

@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from io import TextIOWrapper
 from pathlib import Path
@@ -32,7 +33,7 @@ ALLOWED_KEYS = frozenset(
         "event", "level", "timestamp", "logger", "selection_id", "instance", "connector",
         "crm", "outcome", "status", "http_status", "request_id", "code", "count", "attempt",
         "retry_after", "duration_ms", "state", "queue", "pid", "version", "path_kind",
-        "error_type", "uid",
+        "error_type", "uid", "what", "wait_s", "reason",
     }
 )  # fmt: skip
 QUIET_LOGGERS = ("httpx", "httpcore", "hpack")  # they log full URLs and headers at INFO/DEBUG
@@ -51,8 +52,11 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _EVENT = re.compile(r"[a-z][a-z0-9_]*(?:[.:][a-z0-9_]+)*")
 _WORD = re.compile(r"\S{1,100}")  # allowed values are codes and ids: a space means prose
 _NAME_KEYS = ("instance", "connector", "crm")
+_FRAME = re.compile(r"[\w.-]{1,80}\.py:\d{1,6}:[\w<>]{1,80}")  # file.py:line:function
 _INSTANCE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
+#: How many of the innermost frames an error's logged traceback keeps.
+MAX_FRAMES = 30
 #: The log rotates at this size, keeping this many older files.
 LOG_MAX_BYTES = 10 << 20
 LOG_BACKUPS = 5
@@ -92,29 +96,48 @@ def _event(value: object, event_dict: EventDict) -> object:
     return REDACTED
 
 
-def _error_type(exc_info: object) -> str | None:
+def _exception(exc_info: object) -> BaseException | None:
     if exc_info is True:
         exc_info = sys.exc_info()
     if isinstance(exc_info, tuple) and len(exc_info) == 3:
         exc_info = exc_info[1]
-    return type(exc_info).__name__ if isinstance(exc_info, BaseException) else None
+    return exc_info if isinstance(exc_info, BaseException) else None
+
+
+def frames(error: BaseException) -> list[str]:
+    """The traceback of ``error`` as ``file.py:line:function`` entries, innermost last.
+
+    Only what the code is made of: file base names, line numbers and function names. The
+    exception's message, the source lines and the local variables are never read, since
+    those are where a person's data would be (P1).
+    """
+    out: list[str] = []
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        code = frame.f_code
+        out.append(f"{Path(code.co_filename).name}:{line}:{code.co_name}")
+    return out[-MAX_FRAMES:]
 
 
 def redact(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Keep allow-listed keys (scrubbed), blank every other value, reduce exceptions."""
     out: EventDict = {}
-    error = _error_type(event_dict.get("exc_info"))
+    error = _exception(event_dict.get("exc_info"))
     for key, value in event_dict.items():
         if key in _META or key in _OWN:
             out[key] = value
         elif key in ("exc_info", "exception", "stack_info", "stack"):
-            continue  # tracebacks and their messages can hold data; the type name is enough
+            continue  # messages and source lines can hold data: type and frames are rebuilt
         elif key == "event":
             out[key] = _event(value, event_dict)
+        elif key == "traceback" and isinstance(value, list):
+            out[key] = [
+                v if isinstance(v, str) and _FRAME.fullmatch(v) else REDACTED for v in value
+            ]
         else:
             out[key] = _value(key, value) if key in ALLOWED_KEYS else REDACTED
-    if error and "error_type" not in out:
-        out["error_type"] = error
+    if error is not None:
+        out.setdefault("error_type", type(error).__name__)
+        out["traceback"] = frames(error)
     return out
 
 

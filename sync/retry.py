@@ -16,7 +16,7 @@ import anyio
 import structlog
 from tenacity import RetryCallState
 
-from sync.errors import ConnectorError, RetryableError
+from sync.errors import ConnectorError, RetryableError, WriteUncertain
 
 log = structlog.get_logger("syncd.retry")
 
@@ -87,12 +87,14 @@ class RetryPolicy:
 
 
 def reason_of(error: BaseException | None) -> str:
-    """Why a retry happens, in words that never carry a person's data: the HTTP status, or
-    the kind of failure (our own messages hold connector names and statuses only)."""
+    """Why a retry happens, as a code that never carries a person's data: ``http_429`` for an
+    answer, else the kind of failure (``write_uncertain``, or the transport error's class,
+    such as ``ConnectError`` or ``ReadTimeout``)."""
     if error is None:
         return "unknown"
-    if isinstance(error, ConnectorError):
-        if error.status is not None:
-            return f"HTTP {error.status}"
-        return str(error).removeprefix(f"{error.connector} ")
-    return type(error).__name__
+    if isinstance(error, ConnectorError) and error.status is not None:
+        return f"http_{error.status}"
+    if isinstance(error, WriteUncertain):
+        return "write_uncertain"
+    cause = error.__cause__
+    return type(cause if cause is not None else error).__name__

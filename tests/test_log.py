@@ -129,7 +129,7 @@ class TestRedaction:
 
 
 class TestExceptions:
-    """A traceback is reduced to the exception's type name."""
+    """A traceback is reduced to the exception's type name and its code frames."""
 
     def test_structlog_exception(self, sink: Path) -> None:
         """log.exception() keeps error_type and drops the message and traceback."""
@@ -142,6 +142,10 @@ class TestExceptions:
         assert "Traceback" not in text
         (line,) = lines(sink)
         assert line["error_type"] == "ValueError"
+        outer, inner = line["traceback"][-2:]
+        assert outer.startswith("test_log.py:")
+        assert outer.endswith(":test_structlog_exception")
+        assert inner == f"test_log.py:{fail_with.__code__.co_firstlineno + 1}:fail_with"
 
     def test_stdlib_exception(self, sink: Path) -> None:
         """A stdlib record with exc_info is reduced the same way."""
@@ -153,6 +157,55 @@ class TestExceptions:
         assert_clean(text)
         assert "Traceback" not in text
         assert lines(sink)[0]["error_type"] == "KeyError"
+        frame = f"test_log.py:{fail_with.__code__.co_firstlineno + 1}:fail_with"
+        assert lines(sink)[0]["traceback"][-1] == frame
+
+    def test_a_forged_traceback_value_is_redacted(self, sink: Path) -> None:
+        """A `traceback` key passed by hand keeps only frame-shaped entries."""
+        log.get_logger("syncd.test").info("x.y", traceback=["a.py:1:f", f"{NAME} {EMAIL}"])
+        assert lines(sink)[0]["traceback"] == ["a.py:1:f", log.REDACTED]
+
+    def test_frames_of_a_deep_error_are_capped(self) -> None:
+        """A runaway recursion logs its innermost frames only, never thousands of lines."""
+
+        def down(n: int) -> None:
+            if n == 0:
+                raise RuntimeError(NAME)
+            down(n - 1)
+
+        try:
+            down(200)
+        except RuntimeError as error:
+            shown = log.frames(error)
+        assert len(shown) == log.MAX_FRAMES
+        assert shown[-1].endswith(":down")
+
+
+class TestRetryLines:
+    """A retry's log line keeps what it is for: the CRM, attempt, wait and reason."""
+
+    def test_retry_line_survives_redaction(self, sink: Path) -> None:
+        """tenacity's before_sleep hook logs codes that the redaction lets through."""
+        from tenacity import RetryAction, RetryCallState, Retrying
+
+        from sync.errors import RetryableError
+        from sync.retry import RetryPolicy
+
+        policy = RetryPolicy()
+        state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+        error = RetryableError("hubspot", "hubspot answered HTTP 503", status=503)
+        state.set_exception((RetryableError, error, None))
+        state.next_action = RetryAction(1.5)
+        policy.before_sleep("hubspot", "POST")(state)
+        (line,) = lines(sink)
+        assert {k: line[k] for k in ("event", "crm", "what", "attempt", "wait_s", "reason")} == {
+            "event": "retry.scheduled",
+            "crm": "hubspot",
+            "what": "POST",
+            "attempt": 1,
+            "wait_s": 1.5,
+            "reason": "http_503",
+        }
 
 
 class TestForeignRecords:

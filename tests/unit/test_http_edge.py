@@ -316,7 +316,7 @@ class TestGarbage:
         assert json_object("source", response)["publicId"]
         scheduled = retries(logs)
         assert [(e["crm"], e["attempt"]) for e in scheduled] == [("source", 1), ("source", 2)]
-        assert all("cannot be decoded" in str(e["reason"]) for e in scheduled)
+        assert all(e["reason"] == "DecodingError" for e in scheduled)
         assert all(isinstance(e["wait_s"], float) for e in scheduled)
 
     async def test_corrupt_gzip_for_ever_ends_within_the_budget(

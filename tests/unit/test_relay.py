@@ -385,8 +385,8 @@ class TestHealth:
             after = world.health("pipedrive")
         shown = [retrying["pipedrive"] for _, retrying in world.sleeps]
         assert [(r["attempt"], r["reason"]) for r in shown] == [  # type: ignore[index]
-            (1, "did not confirm a write (the connection broke)"),
-            (2, "did not confirm a write (the connection broke)"),
+            (1, "write_uncertain"),
+            (2, "write_uncertain"),
         ]
         assert all(r["hubspot"] is None for _, r in world.sleeps)
         assert "retrying" not in after
@@ -403,26 +403,26 @@ class TestHealth:
     async def test_a_retry_of_the_source_is_shown_and_a_read_clears_it(self) -> None:
         """A retry event of the source shows under `source`; its next answer clears it."""
         async with running(make_world()) as world:
-            world.state.observe_retry(RetryEvent("source", 3, 20.0, "HTTP 502"))
+            world.state.observe_retry(RetryEvent("source", 3, 20.0, "http_502"))
             during = world.state.status()["source"]
             await world.add(0)
             after = world.state.status()["source"]
         assert isinstance(during, dict)
         assert during["retrying"]["attempt"] == 3
-        assert during["retrying"]["reason"] == "HTTP 502"
+        assert during["retrying"]["reason"] == "http_502"
         assert 19.0 <= during["retrying"]["next_in_s"] <= 20.0
         assert after == {"health": "ok", "last_error": None}
 
     def test_next_in_s_counts_down_from_the_event(self) -> None:
         """The wait shown shrinks as time passes and stops at zero."""
-        retrying = Retrying(attempt=2, reason="HTTP 500", due=100.0)
+        retrying = Retrying(attempt=2, reason="http_500", due=100.0)
         assert retrying.as_json(now=92.5)["next_in_s"] == 7.5
         assert retrying.as_json(now=130.0)["next_in_s"] == 0.0
 
     def test_an_unknown_connector_is_ignored(self) -> None:
         """A retry event for a name the state does not know changes nothing."""
         state = DaemonState(["hubspot"], "test")
-        state.observe_retry(RetryEvent("elsewhere", 1, 1.0, "HTTP 500"))
+        state.observe_retry(RetryEvent("elsewhere", 1, 1.0, "http_500"))
         assert state.status()["crms"] == {"hubspot": {"health": "ok", "last_error": None}}
 
     def test_an_existing_observer_is_kept(self) -> None:
@@ -436,7 +436,7 @@ class TestHealth:
         )
         observer = instances.retry.observer
         assert observer is not None
-        observer(RetryEvent("hubspot", 4, 0.0, "HTTP 500"))
+        observer(RetryEvent("hubspot", 4, 0.0, "http_500"))
         assert heard == ["policy 4", "state 4"]
 
 
