@@ -300,6 +300,7 @@ class TestKeyringGoesAway:
         assert require(store, "source") == SECRET
 
 
+@pytest.mark.keyring
 class TestRealKeyring:
     """The OS keyring itself, when this machine has one (scripts/test.sh provides it)."""
 
