@@ -157,7 +157,7 @@ def _forget_file(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
     except OSError as error:
-        log.warning("journal.remove_failed", file=path.name, error=_errno_name(error))
+        log.warning("journal.remove_failed", file=path.name, code=_errno_name(error))
 
 
 class _InflightLog:
@@ -185,7 +185,7 @@ class _InflightLog:
         except OSError as error:
             if not self._warned:  # once per run: a full disk would say it per selection
                 self._warned = True
-                log.warning("journal.inflight_unwritable", error=_errno_name(error))
+                log.warning("journal.inflight_unwritable", code=_errno_name(error))
             return
         self._size += len(line)
         self._open[self._name].add(selection_id)
@@ -295,7 +295,7 @@ class Journal:
         try:
             await anyio.to_thread.run_sync(self._write, segment.path, data)
         except OSError as error:
-            log.warning("journal.append_failed", error=_errno_name(error), count=len(selections))
+            log.warning("journal.append_failed", code=_errno_name(error), count=len(selections))
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_forget_file, segment.path)
             raise JournalUnwritable(
@@ -342,7 +342,7 @@ class Journal:
                     await anyio.to_thread.run_sync(self._remove, segment.path)
             except OSError as error:
                 if self._problem is None:
-                    log.warning("journal.save_failed", segment=name, error=_errno_name(error))
+                    log.warning("journal.save_failed", segment=name, code=_errno_name(error))
                 self._problem = (
                     f"the journal at {self.directory} cannot be written ({_reason(error)}); "
                     f"{len(self._unsaved)} journal file(s) still hold delivered selections and "
@@ -437,7 +437,7 @@ class Journal:
             await anyio.to_thread.run_sync(_make_private_dir, target.parent)
             await anyio.to_thread.run_sync(self._write, target, data)
         except OSError as error:
-            log.warning("journal.set_aside_failed", error=_errno_name(error), count=len(aside))
+            log.warning("journal.set_aside_failed", code=_errno_name(error), count=len(aside))
             return False
         for selection in aside:
             log.warning(

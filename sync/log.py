@@ -33,7 +33,8 @@ ALLOWED_KEYS = frozenset(
         "event", "level", "timestamp", "logger", "selection_id", "instance", "connector",
         "crm", "outcome", "status", "http_status", "request_id", "code", "count", "attempt",
         "retry_after", "duration_ms", "state", "queue", "pid", "version", "path_kind",
-        "error_type", "uid", "what", "wait_s", "reason",
+        "error_type", "uid", "what", "wait_s", "reason", "left_in_journal", "selections",
+        "damaged_files", "set_aside", "interruptions", "segment", "file",
     }
 )  # fmt: skip
 QUIET_LOGGERS = ("httpx", "httpcore", "hpack")  # they log full URLs and headers at INFO/DEBUG

@@ -316,3 +316,33 @@ class TestScrubAndCapture:
         assert entries == [
             {"event": "relay.done", "crm": "hubspot", "email": log.REDACTED, "log_level": "info"}
         ]
+
+
+class TestLogCallsUseAllowedKeys:
+    """Every key a log call in syncd's code passes survives the redaction (else the line is
+    silently useless: its value comes out ``[redacted]``)."""
+
+    def test_every_log_key_is_allowed(self) -> None:
+        """No `log.<level>(...)` call in sync/, connectors/ or rig/ uses a key off the list."""
+        import ast
+
+        root = Path(__file__).resolve().parents[1]
+        levels = {"debug", "info", "warning", "error", "exception", "critical"}
+        unknown: list[str] = []
+        for package in ("sync", "connectors", "rig"):
+            for path in sorted((root / package).rglob("*.py")):
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                    if not (
+                        isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in levels
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id == "log"
+                    ):
+                        continue
+                    unknown += [
+                        f"{path.relative_to(root)}:{node.lineno}: {k.arg}"
+                        for k in node.keywords
+                        if k.arg and k.arg != "exc_info" and k.arg not in log.ALLOWED_KEYS
+                    ]
+        assert unknown == []

@@ -193,7 +193,7 @@ def build_app(
     async def check_person(request: Request) -> Response:
         ref, public_id, targets = _check_request(await _json_body(request), crms)
         answer = await check(public_id, targets)
-        log.info("check.done", crms=len(answer))
+        log.info("check.done", count=len(answer))
         return JSONResponse({"ref": ref, "crms": answer})
 
     async def status(_: Request) -> Response:
