@@ -168,7 +168,7 @@ async def measure(count: int, drain: int, patience: float, trace: bool, root: Pa
     async with throwaway_stack(root) as stack, anyio.create_task_group() as tg:
         state = stack.daemon.state
         journal_dir = root / "state" / "journal"
-        source = stack.source.sandbox
+        source = stack.source.as_source
         source.set_rate_limit(1_000_000, 1.0)
         source.add_people(generated_people(min(count, drain + SEED_MARGIN), first_index=FIRST))
         await _cli(stack, "pause")
@@ -205,7 +205,7 @@ async def measure(count: int, drain: int, patience: float, trace: bool, root: Pa
         # -- drain ---------------------------------------------------------------------
         crms = stack.crms
         requests_before = {n: len(sb.sandbox.core.requests) for n, sb in crms.items()}
-        contacts_before = {n: sb.sandbox.contact_count() for n, sb in crms.items()}
+        contacts_before = {n: sb.as_crm.contact_count() for n, sb in crms.items()}
         figures.drain_target = min(drain, count)
         reached = sampler.watch_queue(count - figures.drain_target)
         sampler.new_phase()
@@ -217,7 +217,7 @@ async def measure(count: int, drain: int, patience: float, trace: bool, root: Pa
         figures.drain_seconds = ended - started
         figures.drained = count - state.pending()
         figures.delivered = {
-            n: sb.sandbox.contact_count() - contacts_before[n] for n, sb in crms.items()
+            n: sb.as_crm.contact_count() - contacts_before[n] for n, sb in crms.items()
         }
         figures.requests = {
             n: len(sb.sandbox.core.requests) - requests_before[n] for n, sb in crms.items()

@@ -32,6 +32,7 @@ Fault = Callable[[Stack], None]
 
 def _outage(stack: Stack) -> None:
     for sb in stack.crms.values():
+        assert sb.sandbox.core.network is not None  # the stack serves every sandbox behind one
         sb.sandbox.core.network.outage(3.0)
 
 
@@ -45,7 +46,7 @@ def _cut(kind: str) -> Fault:
 
     def fault(stack: Stack) -> None:
         for sb in stack.crms.values():
-            method, prefix = sb.sandbox.WRITE_REQUEST
+            method, prefix = sb.as_crm.WRITE_REQUEST
             sb.sandbox.core.break_next(kind, count=5, path_prefix=prefix, method=method)
 
     return fault
@@ -85,8 +86,8 @@ async def run(name: str, fault: Fault, count: int, root: Path) -> dict[str, obje
     started = time.perf_counter()
     async with throwaway_stack(root, retry=RETRY) as stack:
         people = generated_people(count)
-        stack.source.sandbox.add_people(people)
-        stack.source.sandbox.set_rate_limit(100_000, 1.0)
+        stack.source.as_source.add_people(people)
+        stack.source.as_source.set_rate_limit(100_000, 1.0)
         refs = [p["profile"]["publicId"] for p in people]
         fault(stack)
         if name.startswith("all"):
@@ -98,12 +99,12 @@ async def run(name: str, fault: Fault, count: int, root: Path) -> dict[str, obje
         emails = {f"person.{n}@" for n in range(1000, 1000 + count)}
         per_crm = {}
         for crm, sb in stack.crms.items():
-            rows = sb.sandbox.rows()
+            rows = sb.as_crm.rows()
             held = [r["email"] for r in rows if r["email"]]
             delivered = {e for e in held if any(e.startswith(x) for x in emails)}
             per_crm[crm] = (len(delivered), len(held) - len(set(held)), count - len(delivered))
         needles = {sb.token: "a token" for sb in stack.running.values()}
-        for person in stack.source.sandbox.people_data(refs):
+        for person in stack.source.as_source.people_data(refs):
             needles |= {v: k for k, v in person.items() if isinstance(v, str) and len(v) >= 4}
     report = scan([root], needles)
     return {

@@ -35,7 +35,7 @@ async def _timed(stack: Stack, runs: int, *args: str) -> list[float]:
 
 async def measure(runs: int, crms: list[str] | None, root: Path) -> dict[str, float]:
     async with throwaway_stack(root, crms=crms) as stack:
-        ids = [p["publicId"] for p in stack.source.sandbox.snapshot()["people"]]
+        ids = stack.source.as_source.public_ids()
         refs = [f"https://www.linkedin.example/in/{pid}/" for pid in ids]
         first = []
         for ref in refs[:runs]:

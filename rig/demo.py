@@ -28,7 +28,7 @@ def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[
     for sandbox in running.values():
         if sandbox.kind != "source":
             continue
-        for person in sandbox.sandbox.people_data(public_ids):
+        for person in sandbox.as_source.people_data(public_ids):
             for kind, value in person.items():
                 if isinstance(value, str) and len(value) >= 4:
                     needles[value] = kind
@@ -65,7 +65,7 @@ def _print_table(title: str, rows: list[dict[str, str]]) -> None:
 async def _demo(count: int, root: Path) -> int:
     failures = 0
     async with throwaway_stack(root) as stack:
-        public_ids = [p["publicId"] for p in stack.source.sandbox.snapshot()["people"]][:count]
+        public_ids = stack.source.as_source.public_ids()[:count]
         refs = [f"https://www.linkedin.example/in/{pid}/" for pid in public_ids]
         print(
             "syncd demo: sandboxes "
@@ -82,7 +82,7 @@ async def _demo(count: int, root: Path) -> int:
             print(f"(exit {code}, {seconds:.2f} s)")
             failures += code != 0
         for type_name, sandbox in stack.crms.items():
-            rows: list[dict[str, Any]] = sorted(sandbox.sandbox.rows(), key=lambda r: r["name"])
+            rows: list[dict[str, Any]] = sorted(sandbox.as_crm.rows(), key=lambda r: r["name"])
             _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
         needles = _needles(stack.running, public_ids)
     report = scan([root], needles)

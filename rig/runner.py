@@ -10,14 +10,16 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import cast
 
 import anyio
 from anyio.abc import TaskGroup
 
 from connectors import registry
+from connectors.linkedin.sandbox import LinkedInSandbox
 from rig.faultnet import FaultProxy
 from rig.loopback import bind_loopback, url_of
+from rig.sandbox import CRMSandbox, Sandbox
 from sync.asgi import serve
 
 
@@ -28,7 +30,7 @@ class RunningSandbox:
     instance: str  # "source", or the CRM instance name ("hubspot", "hubspot-eu", ...)
     type: str
     url: str  # what configs point at: the fault proxy in front of the sandbox's server
-    sandbox: Any
+    sandbox: Sandbox
     token: str
     #: The sandbox's server itself, bypassing the proxy: its ``/_sandbox/`` control
     #: endpoints stay reachable while the proxy simulates an outage.
@@ -43,13 +45,25 @@ class RunningSandbox:
     def credential(self) -> str:
         """What `syncd auth set` stores so a client authenticates with :attr:`token`
         (the token itself, or e.g. an OAuth JSON whose refresh token it is)."""
-        value: str = self.sandbox.credential(self.token)
-        return value
+        return self.sandbox.credential(self.token)
 
     def config_table(self) -> dict[str, object]:
         """The config keys that point an instance of this type at the sandbox."""
-        table: dict[str, object] = self.sandbox.config_table(self.url)
-        return table
+        return self.sandbox.config_table(self.url)
+
+    @property
+    def as_crm(self) -> CRMSandbox:
+        """The sandbox as a CRM's (TypeError for the source's)."""
+        if self.kind != "crm":
+            raise TypeError(f"{self.instance} is not a CRM sandbox")
+        return cast("CRMSandbox", self.sandbox)
+
+    @property
+    def as_source(self) -> LinkedInSandbox:
+        """The sandbox as the source's (TypeError for a CRM's)."""
+        if not isinstance(self.sandbox, LinkedInSandbox):
+            raise TypeError(f"{self.instance} is not the source sandbox")
+        return self.sandbox
 
 
 def default_instances() -> dict[str, str]:
@@ -66,7 +80,7 @@ async def start_sandboxes(
     for name, type_name in (instances or default_instances()).items():
         factory = registry.load(registry.info(type_name).sandbox)
         token = f"sbx-{name}-{secrets.token_urlsafe(12)}"
-        sandbox = factory(tokens=[token])
+        sandbox: Sandbox = factory(tokens=[token])
         sock = bind_loopback()
         await tg.start(partial(serve, sandbox.app, sock, graceful_seconds=1))
         proxy = FaultProxy(sock.getsockname()[1])

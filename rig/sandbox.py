@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import anyio
 import httpx
@@ -361,6 +361,41 @@ class SandboxCore:
                     self._faults.remove(fault)
                 return fault
         return None
+
+
+class Sandbox(Protocol):
+    """What every vendor sandbox offers the rig: one ASGI app serving the vendor's paths and
+    ``/_sandbox/``, the shared core with its fault knobs, and how a config and a stored
+    credential point syncd at it."""
+
+    @property
+    def core(self) -> SandboxCore: ...
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+    def credential(self, token: str) -> str:
+        """What `syncd auth set` stores so a client authenticates with ``token``."""
+        ...
+
+    def config_table(self, root_url: str) -> dict[str, object]:
+        """The config keys that point an instance of this type at the sandbox."""
+        ...
+
+
+class CRMSandbox(Sandbox, Protocol):
+    """A CRM's sandbox: what it holds, in rows the demo prints and counts the tests check."""
+
+    #: The (method, path prefix) of the request that writes a contact, for fault tests.
+    WRITE_REQUEST: ClassVar[tuple[str, str]]
+
+    def rows(self) -> list[dict[str, str]]:
+        """The contacts it holds, one row each (name, email, company, id)."""
+        ...
+
+    def contact_count(self) -> int:
+        """How many contacts it holds."""
+        ...
 
 
 class _SandboxApp:

@@ -87,7 +87,7 @@ class Stack:
 
     def record_counts(self) -> dict[str, int]:
         """How many person records each CRM sandbox holds, by instance name."""
-        return {name: int(sb.sandbox.contact_count()) for name, sb in self.crms.items()}
+        return {name: int(sb.as_crm.contact_count()) for name, sb in self.crms.items()}
 
     async def cli(self, *args: str) -> tuple[str, int, float]:
         """Run `syncd ARGS --config <stack's>` in a subprocess: (output, exit code, seconds)."""

@@ -88,7 +88,7 @@ def one_sentence(stderr: str) -> str:
 
 def records(stack: Stack) -> int:
     """How many people the CRM sandbox holds."""
-    count: int = stack.crms["hubspot"].sandbox.contact_count()
+    count: int = stack.crms["hubspot"].as_crm.contact_count()
     return count
 
 

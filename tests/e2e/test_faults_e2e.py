@@ -25,8 +25,8 @@ RETRY = RetryPolicy(attempts=400, initial_delay=0.05, max_delay=0.5, deadline=15
 def people(stack: Stack, count: int) -> list[str]:
     """``count`` fresh people in the source; their refs."""
     extra = generated_people(count)
-    stack.source.sandbox.add_people(extra)
-    stack.source.sandbox.set_rate_limit(100_000, 1.0)
+    stack.source.as_source.add_people(extra)
+    stack.source.as_source.set_rate_limit(100_000, 1.0)
     return [p["profile"]["publicId"] for p in extra]
 
 
@@ -34,7 +34,7 @@ def identities(stack: Stack) -> dict[str, int]:
     """Per CRM: how many records carry a member id more than once (duplicates)."""
     out = {}
     for name, sb in stack.crms.items():
-        rows = sb.sandbox.rows()
+        rows = sb.as_crm.rows()
         emails = [r["email"] for r in rows if r["email"]]
         out[name] = len(emails) - len(set(emails))
     return out
@@ -104,7 +104,7 @@ async def test_a_cut_connection_neither_loses_nor_doubles(tmp_path: Path, kind: 
 
     def cut(stack: Stack) -> None:
         for sb in stack.crms.values():
-            method, prefix = sb.sandbox.WRITE_REQUEST
+            method, prefix = sb.as_crm.WRITE_REQUEST
             sb.sandbox.core.break_next(kind, count=3, path_prefix=prefix, method=method)
 
     stack, output, code = await relay_through(tmp_path, 12, cut)
@@ -150,7 +150,7 @@ async def test_many_selections_through_every_fault_at_once(tmp_path: Path) -> No
     def everything(stack: Stack) -> None:
         for sb in stack.crms.values():
             core = sb.sandbox.core
-            method, prefix = sb.sandbox.WRITE_REQUEST
+            method, prefix = sb.as_crm.WRITE_REQUEST
             core.fail_next(429, retry_after=0, count=10)
             core.fail_next(503, count=5)
             core.break_next("reset", count=3)

@@ -162,6 +162,10 @@ class LinkedInSandbox:
         self._windows.clear()
         self._bot_defence = 0
 
+    def public_ids(self) -> list[str]:
+        """The publicIds of everyone the sandbox holds, in the order they were added."""
+        return [p["profile"]["publicId"] for p in self._people.values()]
+
     def snapshot(self) -> dict[str, object]:
         """Who the sandbox holds (the ``/_sandbox/records`` body)."""
         return {
