@@ -38,7 +38,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sync.secrets import KeyringTokenStore
 
     config = load(args.config)
-    log.configure(config.daemon.log_level, config.daemon.log_path(), console=sys.stderr.isatty())
+    log.configure(
+        config.daemon.log_level,
+        config.daemon.log_path(),
+        console=sys.stderr.isatty(),
+        keep_days=config.daemon.log_keep_days,
+    )
     store = KeyringTokenStore()
 
     async def main() -> None:

@@ -40,6 +40,7 @@ class DaemonConfig:
     log_level: str = "info"
     log_file: str = ""  # "" = the user log dir, "-" = stderr, else an absolute path
     journal_dir: str = ""  # "" = <user state dir>/journal, else an absolute path
+    log_keep_days: int = 30  # rotated log files older than this are deleted
 
     def journal_path(self) -> Path:
         """Where the encrypted pending-selection journal lives."""
@@ -199,7 +200,9 @@ def _section(
 def _daemon(
     check: Checker, table: dict[str, object], path: Path, env: Mapping[str, str]
 ) -> DaemonConfig:
-    check.unknown_keys(table, "daemon", ("socket", "log_level", "log_file", "journal_dir"))
+    check.unknown_keys(
+        table, "daemon", ("socket", "log_level", "log_file", "log_keep_days", "journal_dir")
+    )
     raw_socket = check.string(table, "daemon", "socket", "").strip()
     level = check.string(table, "daemon", "log_level", "info").lower()
     if level not in LOG_LEVELS:
@@ -214,7 +217,8 @@ def _daemon(
     journal_dir = check.string(table, "daemon", "journal_dir", "").strip()
     if journal_dir:
         journal_dir = str(_resolve(journal_dir, path.parent))
-    return DaemonConfig(socket, level, log_file, journal_dir)
+    keep_days = check.positive_int(table, "daemon", "log_keep_days", 30)
+    return DaemonConfig(socket, level, log_file, journal_dir, keep_days)
 
 
 def _source(check: Checker, data: dict[str, object]) -> ConnectorSettings | None:

@@ -182,6 +182,21 @@ class Checker:
         self.add(self.key(prefix, name), f"must be a string, not {type_name(value)}")
         return default
 
+    def positive_int(
+        self, table: Mapping[str, object], prefix: str, name: str, default: int
+    ) -> int:
+        """A whole number of at least 1, or ``default``."""
+        value = table.get(name, default)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        self.add(
+            self.key(prefix, name),
+            f"must be a whole number of at least 1, not {value!r}"
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"must be a whole number, not {type_name(value)}",
+        )
+        return default
+
     def boolean(self, table: Mapping[str, object], prefix: str, name: str) -> bool:
         """A boolean value, or False."""
         value = table.get(name, False)

@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import re
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from io import TextIOWrapper
@@ -152,14 +153,33 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
     """Rotates by size; every file it opens, the first and each one after a rotation, is
-    0600 in a private directory, never reached through a symbolic link, and ours."""
+    0600 in a private directory, never reached through a symbolic link, and ours. Rotated
+    files older than ``keep_days`` are deleted at start and at each rotation."""
+
+    def __init__(self, path: Path, *, keep_days: int) -> None:
+        self.keep_seconds = keep_days * 86_400.0
+        super().__init__(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+        self.prune()
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self.prune()
+
+    def prune(self) -> None:
+        """Delete rotated files (``syncd.log.1`` …) older than the kept days."""
+        base = Path(self.baseFilename)
+        cutoff = time.time() - self.keep_seconds
+        for old in base.parent.glob(f"{base.name}.*"):
+            with contextlib.suppress(OSError):
+                if old.suffix[1:].isdigit() and old.lstat().st_mtime < cutoff:
+                    old.unlink()
 
     def _open(self) -> TextIOWrapper:
         fd = open_private_file(Path(self.baseFilename), setting="[daemon] log_file")
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
-def configure(level: str, sink: Path | None, *, console: bool = False) -> None:
+def configure(level: str, sink: Path | None, *, console: bool = False, keep_days: int = 30) -> None:
     """Send every log line, redacted, to ``sink`` as JSON (None: stderr); ``console``
     shows readable lines on stderr instead of (or besides) JSON. Safe to call again."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
@@ -180,11 +200,7 @@ def configure(level: str, sink: Path | None, *, console: bool = False) -> None:
 
     handlers: list[logging.Handler] = []
     if sink is not None:
-        handlers.append(
-            _PrivateRotatingFile(
-                sink, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-            )
-        )
+        handlers.append(_PrivateRotatingFile(sink, keep_days=keep_days))
         handlers[-1].setFormatter(formatter(structlog.processors.JSONRenderer()))
     if sink is None or console:
         handlers.append(_Stderr())

@@ -56,6 +56,18 @@ def ok(text: str, env: dict[str, str], path: Path = Path("/cfg/syncd.toml")) -> 
 
 
 BAD = [
+    pytest.param(
+        '[daemon]\nlog_keep_days = 0\n[source]\ntype = "linkedin"\n',
+        "daemon.log_keep_days",
+        "at least 1",
+        id="keep-days-zero",
+    ),
+    pytest.param(
+        '[daemon]\nlog_keep_days = "a month"\n[source]\ntype = "linkedin"\n',
+        "daemon.log_keep_days",
+        "whole number",
+        id="keep-days-text",
+    ),
     pytest.param("x = ", "", "TOML syntax error at line 1", id="syntax"),
     pytest.param('colour = "blue"\n' + GOOD, "colour", "unknown key", id="unknown-top"),
     pytest.param(
@@ -313,6 +325,7 @@ class TestValues:
         assert config.daemon.socket == Path(env["XDG_RUNTIME_DIR"]) / "syncd" / "syncd.sock"
         assert config.daemon.log_level == "info"
         assert config.daemon.log_file == ""
+        assert config.daemon.log_keep_days == 30
         assert config.source.instance == "source"
         assert config.source.base_url == registry.info("linkedin").default_base_url
         hubspot = config.crms["hubspot"]

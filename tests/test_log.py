@@ -238,6 +238,23 @@ class TestForeignRecords:
 class TestSinks:
     """The log file is private; stderr gets the same redaction."""
 
+    def test_old_rotated_files_are_deleted(self, tmp_path: Path) -> None:
+        """Rotated files older than log_keep_days go at start; newer ones and others stay."""
+        import os
+        import time
+
+        folder = tmp_path / "log"
+        folder.mkdir(mode=0o700)
+        old, recent, other = folder / "syncd.log.3", folder / "syncd.log.1", folder / "notes.1"
+        for path in (old, recent, other):
+            path.write_text("{}\n")
+        month_ago = time.time() - 31 * 86_400
+        for path in (old, other):
+            os.utime(path, (month_ago, month_ago))
+        log.configure("info", folder / "syncd.log", keep_days=30)
+        log.reset()
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.1", "syncd.log", "syncd.log.1"]
+
     def test_file_modes(self, sink: Path) -> None:
         """The file is created 0600 and its new directories 0700."""
         log.get_logger("syncd.test").info("daemon.started")
