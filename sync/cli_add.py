@@ -75,7 +75,7 @@ def chunks(refs: list[str]) -> Iterator[list[str]]:
 
 
 def exit_code(selections: Iterable[dict[str, Any]]) -> int:
-    """0 when every target succeeded; else 5, 4 or 1 as DESIGN.md's exit codes say."""
+    """0 when every target succeeded; else 5, 4 or 1 as the README's exit codes say."""
     bad = [t for s in selections for t in s["targets"].values() if t["outcome"] not in OK]
     if not bad:
         return 0

@@ -73,7 +73,7 @@ class PrivacyConfig:
     """``[privacy]``: what may never leave, and which fields may."""
 
     # Built-in default blocks no domain: a silent rule the user never wrote would refuse
-    # people unexpectedly. config.example.toml suggests gmail.com, as DESIGN.md shows.
+    # people unexpectedly. config.example.toml suggests gmail.com, as its comment explains.
     blocked_email_domains: tuple[str, ...] = ()
     blocked_companies: tuple[str, ...] = ()
     fields: tuple[str, ...] = FIELDS

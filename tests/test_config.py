@@ -319,7 +319,7 @@ class TestValues:
     """A valid file becomes frozen values with defaults filled in."""
 
     def test_minimal_defaults(self, env: dict[str, str]) -> None:
-        """Only the types given: every default comes from DESIGN.md and the registry."""
+        """Only the types given: every default comes from config.example.toml and the registry."""
         config = ok(GOOD, env)
         assert config.path == Path("/cfg/syncd.toml")
         assert config.daemon.socket == Path(env["XDG_RUNTIME_DIR"]) / "syncd" / "syncd.sock"
@@ -476,7 +476,7 @@ class TestExample:
     """config.example.toml stays valid."""
 
     def test_example_parses(self, env: dict[str, str]) -> None:
-        """The shipped example is accepted and matches DESIGN.md's sample."""
+        """The shipped example is accepted and matches the README's Configuration section."""
         path = ROOT / "config.example.toml"
         config = parse(path.read_text(encoding="utf-8"), path, env=env)
         assert config.source.type == "linkedin"

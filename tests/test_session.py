@@ -96,7 +96,7 @@ class TestOneCopy:
 
 
 class TestParseCredential:
-    """A plain token, or the OAuth JSON of DESIGN.md's Credentials table."""
+    """A plain token, or the OAuth JSON of the README's Credentials table."""
 
     @pytest.mark.parametrize("value", ["pat-na1-abc", "  plain  ", "[1, 2]"])
     def test_plain_token(self, value: str) -> None:

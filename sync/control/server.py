@@ -1,4 +1,4 @@
-"""The control API's routes (see DESIGN.md, "Control API"), as one Starlette app."""
+"""The control API's routes (described in docs/control-api.openapi.json), as one Starlette app."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Bad input end to end: the real CLI in a subprocess and the control API over the real
 socket, against an in-process daemon and loopback sandboxes (the throwaway stack).
 
-Every row checks what the user sees (the exit code or HTTP status DESIGN.md gives, one
-sentence, no traceback, no token), that the daemon still serves afterwards, and that
+Every row checks what the user sees (the README's exit code or the OpenAPI document's HTTP
+status, one sentence, no traceback, no token), that the daemon still serves afterwards, and that
 nothing is lost: good people in the same run, or the next one, reach the CRM exactly once.
 """
 

@@ -47,7 +47,7 @@ def _sel(*outcomes: tuple[str, str]) -> dict[str, object]:
 
 
 class TestExitCodes:
-    """add-contact's exit code follows DESIGN.md."""
+    """add-contact's exit code follows the README's exit codes."""
 
     @pytest.mark.parametrize(
         ("selections", "code"),

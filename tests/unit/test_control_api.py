@@ -132,7 +132,7 @@ class TestStatusAndPause:
     """GET /v1/status, POST /v1/pause and /v1/resume."""
 
     async def test_status_keys(self, api: Api) -> None:
-        """The status object has the keys DESIGN.md promises."""
+        """The status object has the keys docs/control-api.openapi.json promises."""
         status = (await api.client.get("/v1/status")).json()
         assert {"state", "version", "uptime_s", "queue", "crms", "recent"} <= set(status)
         assert status["crms"]["hubspot"] == {"health": "ok", "last_error": None}

@@ -1,5 +1,5 @@
-"""The thin-client commands import the standard library only (DESIGN.md, "The command line
-must feel instant"): run each against a socket nobody listens on, then list what loaded."""
+"""The thin-client commands import the standard library only (README, "Commands"): run
+each against a socket nobody listens on, then list what loaded."""
 
 from __future__ import annotations
 
