@@ -18,7 +18,7 @@ from sync.asgi import serve
 from sync.config import Config
 from sync.control.server import build_app
 from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket, keep_control_socket
-from sync.instances import Instances, TransportFactory
+from sync.instances import ClientFactory, Instances, TransportFactory
 from sync.journal import Journal
 from sync.relay import Relay
 from sync.retry import RetryPolicy
@@ -150,6 +150,7 @@ async def run_daemon(
     *,
     retry: RetryPolicy | None = None,
     transport: TransportFactory | None = None,
+    clients: ClientFactory | None = None,
     handle_signals: bool = True,
     drain_seconds: float = DRAIN_SECONDS,
     task_status: TaskStatus[DaemonHandle] = anyio.TASK_STATUS_IGNORED,
@@ -168,7 +169,12 @@ async def run_daemon(
         raise
     state = DaemonState(list(config.crms), VERSION)
     instances = Instances(
-        config, store, retry=retry, transport=transport, observer=state.observe_retry
+        config,
+        store,
+        retry=retry,
+        transport=transport,
+        clients=clients,
+        observer=state.observe_retry,
     )
     relay = Relay(instances, config.privacy, state)
     workers = _Workers(relay, state, journal)
