@@ -55,6 +55,17 @@ def _cut(kind: str) -> Fault:
 _reset, _lost = _cut("reset"), _cut("lose_response")
 
 
+def _garbage(stack: Stack) -> None:
+    """5 answers per CRM mangled by a broken proxy: a corrupt gzip body on any request, and on
+    writes the CRM applied (so a retry must find what the mangled answer hid)."""
+    for sb in stack.crms.values():
+        method, prefix = sb.as_crm.WRITE_REQUEST
+        sb.sandbox.core.garbage_next("corrupt_gzip", count=3)
+        sb.sandbox.core.garbage_next(
+            "corrupt_gzip", count=2, path_prefix=prefix, method=method, applied=True
+        )
+
+
 def _expiry(stack: Stack) -> None:
     stack.crms["salesforce"].sandbox.core.expire_tokens()  # OAuth: refreshed
 
@@ -64,7 +75,7 @@ def _api_limit(stack: Stack) -> None:
 
 
 def _everything(stack: Stack) -> None:
-    for fault in (_storm, _reset, _lost, _expiry, _api_limit):
+    for fault in (_storm, _reset, _lost, _garbage, _expiry, _api_limit):
         fault(stack)
     for sb in stack.crms.values():
         sb.sandbox.core.fail_next(503, count=5)
@@ -76,6 +87,7 @@ SCENARIOS: dict[str, Fault] = {
     "429 storm (25 per CRM)": _storm,
     "reset before the write (5 per CRM)": _reset,
     "answer lost after the write (5 per CRM)": _lost,
+    "corrupt gzip answers (5 per CRM, 2 after a write)": _garbage,
     "Salesforce session expired": _expiry,
     "Salesforce 403 REQUEST_LIMIT_EXCEEDED x10": _api_limit,
     "all of the above + 503s + latency": _everything,
