@@ -42,7 +42,6 @@ is retried at every journal write, every :data:`RETRY_SECONDS`, and at the next 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -56,6 +55,16 @@ import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
 from sync.errors import CredentialStoreUnavailable, KeyringUnavailable, SyncdError
+from sync.inflight import INFLIGHT, InflightLog, run_of
+from sync.journal_files import (
+    errno_name,
+    forget_file,
+    fsync_dir,
+    make_private_dir,
+    reason,
+    unlink,
+    write_atomically,
+)
 from sync.secrets import TokenStore
 from sync.state import Selection
 
@@ -65,26 +74,15 @@ log = structlog.get_logger("syncd.journal")
 #: from every instance name, which may only use lowercase letters, digits, - and _.
 KEY_NAME = "syncd:journal-key"
 SUFFIX = ".sj"
-INFLIGHT = ".inflight"
 DAMAGED = "damaged"
 FORMAT = 1
 #: Runs that may die while a selection is in flight before it is set aside.
 MAX_INTERRUPTIONS = 3
-#: An in-flight log past this size is closed and a new one begun (see the module docstring).
-ROTATE_BYTES = 256 * 1024
 #: How often unsaved journal writes are tried again while the disk refuses them.
 RETRY_SECONDS = 30.0
 
 Writer = Callable[[Path, bytes], None]
 Remover = Callable[[Path], None]
-
-_REASONS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
 
 
 class JournalDamaged(Exception):
@@ -93,16 +91,6 @@ class JournalDamaged(Exception):
 
 class JournalUnwritable(SyncdError):
     """The journal's disk refused a write; the sentence says where and what to do."""
-
-
-def _reason(error: OSError) -> str:
-    if error.errno is None:
-        return type(error).__name__
-    return _REASONS.get(error.errno) or os.strerror(error.errno)
-
-
-def _errno_name(error: OSError) -> str:
-    return errno.errorcode.get(error.errno or 0, type(error).__name__)
 
 
 @dataclass(slots=True)
@@ -123,115 +111,6 @@ class Replay:
     set_aside: list[str] = field(default_factory=list)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not keep half a segment
-        raise
-    _fsync_dir(path.parent)
-
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _forget_file(path: Path) -> None:
-    """Remove ``path`` if possible; a leftover only makes the next start count again."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as error:
-        log.warning("journal.remove_failed", file=path.name, code=_errno_name(error))
-
-
-class _InflightLog:
-    """The selections this run started and has not finished (see the module docstring)."""
-
-    def __init__(self, directory: Path, run: str, fernet: Fernet) -> None:
-        self._directory = directory
-        self._run = run
-        self._fernet = fernet
-        self._fd: int | None = None
-        self._name = ""
-        self._size = 0
-        self._serial = 0
-        self._open: dict[str, set[str]] = {}  # log file name -> started, not finished
-        self._where: dict[str, str] = {}  # selection id -> log file name
-        self._warned = False
-
-    def started(self, selection_id: str) -> None:
-        line = self._fernet.encrypt(selection_id.encode()) + b"\n"
-        try:
-            if self._fd is None or self._size >= ROTATE_BYTES:
-                self._rotate()
-            assert self._fd is not None
-            os.write(self._fd, line)
-        except OSError as error:
-            if not self._warned:  # once per run: a full disk would say it per selection
-                self._warned = True
-                log.warning("journal.inflight_unwritable", code=_errno_name(error))
-            return
-        self._size += len(line)
-        self._open[self._name].add(selection_id)
-        self._where[selection_id] = self._name
-
-    def finished(self, selection_id: str) -> None:
-        name = self._where.pop(selection_id, None)
-        if name is None:
-            return
-        still = self._open[name]
-        still.discard(selection_id)
-        if not still and name != self._name:
-            del self._open[name]
-            _forget_file(self._directory / name)
-
-    def _rotate(self) -> None:
-        old, old_fd = self._name, self._fd
-        self._serial += 1
-        name = f"run-{self._run}-{self._serial:04d}{INFLIGHT}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW
-        self._fd = os.open(self._directory / name, flags, 0o600)
-        self._name, self._size = name, 0
-        self._open[name] = set()
-        if old_fd is not None:
-            os.close(old_fd)
-            if not self._open[old]:
-                del self._open[old]
-                _forget_file(self._directory / old)
-
-    def close(self) -> None:
-        """The run ends cleanly: nothing it had in flight was interrupted by a crash."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        for name in self._open:
-            _forget_file(self._directory / name)
-        self._open.clear()
-        self._where.clear()
-
-
-def _run_of(name: str) -> str:
-    """The run id in an in-flight log's file name (``run-<id>-<n>.inflight``)."""
-    parts = name.split("-")
-    return parts[1] if len(parts) == 3 and parts[0] == "run" else name
-
-
 class Journal:
     """The pending selections of one daemon, on disk, encrypted."""
 
@@ -240,8 +119,8 @@ class Journal:
         directory: Path,
         key: bytes,
         *,
-        write: Writer = _write_atomically,
-        remove: Remover = _unlink,
+        write: Writer = write_atomically,
+        remove: Remover = unlink,
     ) -> None:
         self.directory = directory
         self._fernet = Fernet(key)
@@ -252,7 +131,7 @@ class Journal:
         self._unsaved: dict[str, _Segment] = {}  # on disk, these hold more than they should
         self._lock = anyio.Lock()
         self._run = secrets.token_hex(6)
-        self._inflight = _InflightLog(directory, self._run, self._fernet)
+        self._inflight = InflightLog(directory, self._run, self._fernet)
         self._problem: str | None = None
         self.damaged: list[Path] = []
 
@@ -271,10 +150,10 @@ class Journal:
                 "key; unlock the keyring (or start it) and start syncd again",
             ) from None
         try:
-            await anyio.to_thread.run_sync(_make_private_dir, directory)
+            await anyio.to_thread.run_sync(make_private_dir, directory)
         except OSError as error:
             raise JournalUnwritable(
-                f"the journal at {directory} cannot be used ({_reason(error)}); make that "
+                f"the journal at {directory} cannot be used ({reason(error)}); make that "
                 "directory writable (or set [daemon] journal_dir to one that is) and start "
                 "syncd again"
             ) from None
@@ -295,11 +174,11 @@ class Journal:
         try:
             await anyio.to_thread.run_sync(self._write, segment.path, data)
         except OSError as error:
-            log.warning("journal.append_failed", code=_errno_name(error), count=len(selections))
+            log.warning("journal.append_failed", code=errno_name(error), count=len(selections))
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_forget_file, segment.path)
+                await anyio.to_thread.run_sync(forget_file, segment.path)
             raise JournalUnwritable(
-                f"the journal at {self.directory} cannot be written ({_reason(error)}); free "
+                f"the journal at {self.directory} cannot be written ({reason(error)}); free "
                 "space on that disk (or make it writable) and try again — nothing was accepted"
             ) from None
         async with self._lock:
@@ -342,9 +221,9 @@ class Journal:
                     await anyio.to_thread.run_sync(self._remove, segment.path)
             except OSError as error:
                 if self._problem is None:
-                    log.warning("journal.save_failed", segment=name, code=_errno_name(error))
+                    log.warning("journal.save_failed", segment=name, code=errno_name(error))
                 self._problem = (
-                    f"the journal at {self.directory} cannot be written ({_reason(error)}); "
+                    f"the journal at {self.directory} cannot be written ({reason(error)}); "
                     f"{len(self._unsaved)} journal file(s) still hold delivered selections and "
                     "new ones are refused: free space on that disk (or make it writable); "
                     "syncd tries again on its own"
@@ -414,7 +293,7 @@ class Journal:
             saved = await self._save_unsaved()
         if saved:  # the counts are in the segments now; a leftover log only recounts nothing
             for path in logs:
-                await anyio.to_thread.run_sync(_forget_file, path)
+                await anyio.to_thread.run_sync(forget_file, path)
         damaged = [path for path, held in found if held is None]
         self.damaged += damaged
         if selections or damaged or set_aside:
@@ -434,10 +313,10 @@ class Journal:
         held = _Segment(target, {s.id: s for s in aside}, {s.id: segment.runs[s.id] for s in aside})
         data = self._encrypt(held)
         try:
-            await anyio.to_thread.run_sync(_make_private_dir, target.parent)
+            await anyio.to_thread.run_sync(make_private_dir, target.parent)
             await anyio.to_thread.run_sync(self._write, target, data)
         except OSError as error:
-            log.warning("journal.set_aside_failed", code=_errno_name(error), count=len(aside))
+            log.warning("journal.set_aside_failed", code=errno_name(error), count=len(aside))
             return False
         for selection in aside:
             log.warning(
@@ -472,7 +351,7 @@ class Journal:
         started: dict[str, set[str]] = {}
         logs: list[Path] = []
         for path in self.directory.glob(f"run-*{INFLIGHT}"):
-            run = _run_of(path.name)
+            run = run_of(path.name)
             if run == self._run:
                 continue
             logs.append(path)
@@ -490,10 +369,10 @@ class Journal:
 
     def _set_aside(self, path: Path) -> Path:
         target_dir = self.directory / DAMAGED
-        _make_private_dir(target_dir)
+        make_private_dir(target_dir)
         target = target_dir / path.name
         os.replace(path, target)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return target
 
     # -- format ------------------------------------------------------------------------
@@ -554,9 +433,3 @@ def _count_interruptions(segment: _Segment, started: dict[str, set[str]]) -> boo
             known += new
             changed = True
     return changed
-
-
-def _make_private_dir(path: Path) -> None:
-    from sync.private_paths import private_dir  # the socket's and the log's checks too
-
-    private_dir(path, setting="[daemon] journal_dir")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from sync import journal as journal_module
+from sync import inflight as inflight_module
 from sync.control.server import build_app
 from sync.errors import CredentialStoreUnavailable, SyncdError
 from sync.journal import (
@@ -23,9 +23,8 @@ from sync.journal import (
     Journal,
     JournalUnwritable,
     Replay,
-    _unlink,
-    _write_atomically,
 )
+from sync.journal_files import unlink, write_atomically
 from sync.secrets import MemoryTokenStore
 from sync.state import DaemonState, Selection
 
@@ -215,7 +214,7 @@ class TestInterruptions:
 
         def counting(path: Path, data: bytes) -> None:
             writes.append(path)
-            _write_atomically(path, data)
+            write_atomically(path, data)
 
         journal = Journal(tmp_path, Fernet.generate_key(), write=counting)
         batch = [selection(n) for n in range(1000)]
@@ -231,7 +230,7 @@ class TestInterruptions:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A long run keeps only the in-flight logs that still name unfinished work."""
-        monkeypatch.setattr(journal_module, "ROTATE_BYTES", 1000)
+        monkeypatch.setattr(inflight_module, "ROTATE_BYTES", 1000)
         store = MemoryTokenStore()
         journal = await Journal.open(tmp_path, store)
         batch = [selection(n) for n in range(200)]
@@ -261,11 +260,11 @@ class Disk:
 
     def write(self, path: Path, data: bytes) -> None:
         self._check()
-        _write_atomically(path, data)
+        write_atomically(path, data)
 
     def remove(self, path: Path) -> None:
         self._check()
-        _unlink(path)
+        unlink(path)
 
 
 def journal_on(disk: Disk, directory: Path, key: bytes) -> Journal:
