@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from rig.runner import toml_config
-from rig.sandbox import SandboxControl
+from rig.sandbox_control import SandboxControl
 from rig.stack import DIRS, ThrowawayDirs, syncd_argv
 
 SOURCE_TOKEN = "canary-source-token-7f3a9c1e5b"
