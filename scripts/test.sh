@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (in a virtual environment), then runs every check inside a private D-Bus session with a
-# throwaway, unlocked gnome-keyring, so the keyring tests use a real Secret Service.
+# Installs what the tests need (Python packages in a virtual environment), then runs every
+# check inside a private D-Bus session with a throwaway, unlocked gnome-keyring, so the
+# keyring tests use a real Secret Service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,10 +9,11 @@ need=()
 command -v dbus-run-session >/dev/null || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
+command -v curl >/dev/null || need+=(curl)  # the peer-uid test connects as another user
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing ${need[*]} (a Secret Service and D-Bus, for the keyring tests)"
+  echo "installing ${need[*]} (a Secret Service, D-Bus and curl, for the keyring and socket tests)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
