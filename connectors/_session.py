@@ -61,7 +61,7 @@ def parse_credential(connector: str, value: str) -> str | OAuthCredential:
     again = f"store it again with `syncd auth set {connector}`"
     try:
         data: object = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser: not JSON to us
         data = None
     if not isinstance(data, dict):
         raise AuthError(connector, f"the {connector} credential is not valid JSON; {again}")

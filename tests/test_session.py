@@ -123,6 +123,7 @@ class TestParseCredential:
         [
             pytest.param("", "no credential for salesforce", id="empty"),
             pytest.param("{" + SECRET, "not valid JSON", id="broken-json"),
+            pytest.param('{"a":' * 100_000 + SECRET, "not valid JSON", id="nested-past-the-parser"),
             pytest.param(
                 json.dumps({"client_id": "x"}), "lacks client_secret, refresh_token", id="missing"
             ),

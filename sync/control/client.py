@@ -71,7 +71,7 @@ class ControlClient:
             conn.close()
         try:
             answer = json.loads(raw.decode("utf-8")) if raw else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser: not JSON to us
             raise SyncdError("syncd answered something that is not JSON; check its log") from None
         if response.status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else None
