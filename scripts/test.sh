@@ -10,10 +10,13 @@ command -v dbus-run-session >/dev/null || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v curl >/dev/null || need+=(curl)  # the peer-uid test connects as another user
+command -v systemd-analyze >/dev/null || need+=(systemd)  # verifies the generated user unit
+command -v Xvfb >/dev/null || need+=(xvfb)  # the tray's screen
+command -v trayer >/dev/null || need+=(trayer)  # a tray host on that screen
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing ${need[*]} (a Secret Service, D-Bus and curl, for the keyring and socket tests)"
+  echo "installing ${need[*]} (what the keyring, socket, service and tray tests run against)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -158,8 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
     check.add_argument("--json", action="store_true", help="print the control API's answer")
 
+    # -- status: sync/cli_status.py owns the output formats ---------------------------
     status = command("status", cmd_status, "the daemon's state, queue and CRM health")
-    status.add_argument("--json", action="store_true", help="machine-readable")
+    shown = status.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="machine-readable")
+    shown.add_argument(
+        "--format",
+        choices=("table", "waybar", "oneline"),
+        default="table",
+        help="table (default), waybar (JSON for its custom module) or oneline (i3blocks, "
+        "polybar, tmux)",
+    )
     command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")
     command("resume", lambda a: _set_paused(a, False), "relay queued selections again")
 
@@ -189,6 +198,46 @@ def build_parser() -> argparse.ArgumentParser:
         "serve every sandbox on loopback until Ctrl-C, for trying syncd by hand",
     )
     sandbox.add_argument("--config-out", metavar="PATH", help="write a config pointing at them")
+
+    # -- init: sync/cli_init.py owns this block's flags --------------------------------
+    init = command(
+        "init",
+        _lazy("sync.cli_init", "cmd_init"),
+        "first-run guide: CRMs, credentials (checked at once), a commented config",
+    )
+    init.add_argument(
+        "--non-interactive", action="store_true", help="no questions: take everything from flags"
+    )
+
+    # -- service: sync/cli_service.py and sync/service.py ------------------------------
+    service = command(
+        "service", lambda a: 2, "install, remove or check syncd as a background service"
+    )
+    service_sub = service.add_subparsers(dest="service_command", required=True, metavar="ACTION")
+    service_install = service_sub.add_parser(
+        "install", parents=[common], help="write the systemd user unit (launchd agent on macOS)"
+    )
+    service_install.add_argument(
+        "--dry-run", action="store_true", help="print the unit and write nothing"
+    )
+    service_install.set_defaults(handler=_lazy("sync.cli_service", "cmd_install"))
+    service_uninstall = service_sub.add_parser(
+        "uninstall", parents=[common], help="stop the service and remove its unit"
+    )
+    service_uninstall.set_defaults(handler=_lazy("sync.cli_service", "cmd_uninstall"))
+    service_status = service_sub.add_parser(
+        "status", parents=[common], help="whether the unit is installed, enabled and running"
+    )
+    service_status.set_defaults(handler=_lazy("sync.cli_service", "cmd_status"))
+
+    # -- tray: sync/tray/ (the extra syncd[tray]) --------------------------------------
+    command("tray", _lazy("sync.tray", "cmd_tray"), "a tray icon that shows syncd's state")
+
+    # -- completion: sync/completion.py ------------------------------------------------
+    completion = command(
+        "completion", _lazy("sync.completion", "cmd_completion"), "print a shell completion script"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
     demo = command(
         "demo",
