@@ -8,7 +8,6 @@ or keyring import them inside their handlers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -20,6 +19,50 @@ Handler = Callable[[argparse.Namespace], int]
 
 _EPILOG = """exit codes: 0 done · 1 some target failed or was ambiguous · 2 usage or config error ·
 3 daemon not running · 4 credentials missing or rejected · 5 refused by a privacy rule"""
+
+#: One or two example lines per command ("auth set" for nested ones), appended to each
+#: --help by _with_examples; a parser whose epilog already has an example keeps its own.
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "": ("syncd add-contact https://www.linkedin.com/in/ada-lovelace/", "syncd status"),
+    "run": ("syncd run", "syncd run --config ~/.config/syncd/config.toml"),
+    "add-contact": (
+        "syncd add-contact ada-lovelace --to hubspot,pipedrive",
+        "syncd add-contact --from-file ~/Downloads/Connections.csv",
+    ),
+    "check": ("syncd check https://www.linkedin.com/in/ada-lovelace/ --json",),
+    "status": ("syncd status", "syncd status --format waybar"),
+    "pause": ("syncd pause",),
+    "resume": ("syncd resume",),
+    "auth": ("syncd auth set hubspot", "syncd auth status"),
+    "auth set": (
+        "syncd auth set hubspot",
+        "pass show crm/hubspot | syncd auth set hubspot --stdin",
+    ),
+    "auth remove": ("syncd auth remove pipedrive",),
+    "auth status": ("syncd auth status --json",),
+    "config": ("syncd config check",),
+    "config check": ("syncd config check --config ./config.toml",),
+    "sandbox": ("syncd sandbox --config-out /tmp/syncd-sandbox.toml",),
+    "init": ("syncd init",),
+    "service": ("syncd service install --dry-run", "syncd service status"),
+    "service install": ("syncd service install --dry-run", "syncd service install"),
+    "service uninstall": ("syncd service uninstall",),
+    "service status": ("syncd service status",),
+    "tray": ("syncd tray",),
+    "completion": (
+        "syncd completion bash > ~/.local/share/bash-completion/completions/syncd",
+        "syncd completion fish > ~/.config/fish/completions/syncd.fish",
+    ),
+    "demo": ("syncd demo --contacts 20",),
+    "forget": ("syncd forget ada-lovelace --to hubspot",),
+    "block": ("syncd block ada-lovelace",),
+    "unblock": ("syncd unblock ada-lovelace",),
+    "cancel": ("syncd cancel sel_0123456789abcdef",),
+    "export": ("syncd export ada-lovelace --json",),
+    "follow": ("syncd follow ada-lovelace",),
+    "unfollow": ("syncd unfollow ada-lovelace",),
+    "uninstall": ("syncd uninstall", "syncd uninstall --purge --yes"),
+}
 
 
 def _socket(args: argparse.Namespace) -> Path:
@@ -53,35 +96,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     anyio.run(main)
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    """`syncd status`: the daemon's state, queue, CRM health and recent outcomes."""
-    from sync.control.client import ControlClient
-
-    status = ControlClient(_socket(args)).status()
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return 0
-    print(
-        f"syncd {status['version']}: {status['state']}, up {status['uptime_s']:.0f} s, "
-        f"{status['queue']} pending"
-    )
-    rows = {"source": status.get("source", {}), **status.get("crms", {})}
-    for name, health in rows.items():
-        line = f"  {name}: {health.get('health')}"
-        if health.get("last_error"):
-            line += f" ({health['last_error']})"
-        print(line)
-    journal = status.get("journal") or {}
-    if journal.get("note"):
-        print(f"  journal: {journal['note']}")
-    recent = status.get("recent", [])
-    if recent:
-        last = recent[0]
-        outcomes = ", ".join(f"{k} {v}" for k, v in last["outcomes"].items())
-        print(f"  last outcome: {last['selection']}: {outcomes} ({len(recent)} recent)")
     return 0
 
 
@@ -159,15 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the control API's answer")
 
     # -- status: sync/cli_status.py owns the output formats ---------------------------
-    status = command("status", cmd_status, "the daemon's state, queue and CRM health")
+    status = command(
+        "status", _lazy("sync.cli_status", "cmd_status"), "the daemon's state, queue and CRM health"
+    )
     shown = status.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="machine-readable")
+    shown.add_argument("--json", action="store_true", help="the control API's status object")
     shown.add_argument(
         "--format",
         choices=("table", "waybar", "oneline"),
         default="table",
         help="table (default), waybar (JSON for its custom module) or oneline (i3blocks, "
-        "polybar, tmux)",
+        "polybar, tmux); waybar and oneline always exit 0 and say 'stopped' / 'not running' "
+        "when the daemon is not running, so a bar never shows an error",
     )
     command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")
     command("resume", lambda a: _set_paused(a, False), "relay queued selections again")
@@ -245,7 +262,29 @@ def build_parser() -> argparse.ArgumentParser:
         "relay sample people through sandboxes and a real daemon, then scan for residue",
     )
     demo.add_argument("--contacts", type=int, default=5, metavar="N", help="how many (default 5)")
+    _with_examples(parser)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every parser under ``parser`` by its command path ("status", "auth set"), depth first."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:  # argparse keeps its subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found[name] = child
+                found |= {f"{name} {k}": v for k, v in subcommands(child).items()}
+    return found
+
+
+def _with_examples(parser: argparse.ArgumentParser) -> None:
+    """End every --help with its command's examples, after the exit codes."""
+    for path, p in {"": parser, **subcommands(parser)}.items():
+        if "example" in (p.epilog or "").lower() or path not in _EXAMPLES:
+            continue
+        lines = "\n".join(f"  {line}" for line in _EXAMPLES[path])
+        p.epilog = f"{p.epilog or _EPILOG}\n\nexamples:\n{lines}"
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def _version() -> str:
