@@ -222,8 +222,51 @@ def build_parser() -> argparse.ArgumentParser:
         _lazy("sync.cli_init", "cmd_init"),
         "first-run guide: CRMs, credentials (checked at once), a commented config",
     )
+    init.formatter_class = argparse.RawDescriptionHelpFormatter
+    init.epilog = """\
+credentials never come from the command line: type them at the hidden prompt, or pipe
+NAME=VALUE lines (NAME is "source" or a CRM instance name) with --credentials-from-stdin.
+Re-running init edits the config: it changes only the [source] and [crm.NAME] tables it is
+given and keeps every other table, key and comment.
+
+exit codes: 0 done · 1 a service could not be reached, so its credential was stored unchecked ·
+2 missing or bad information (nothing written) or a config problem · 4 a credential was
+rejected: it was not stored (the config was still written); fix it with `syncd auth set NAME`
+
+example:
+  printf 'source=%s\\nhubspot=%s\\n' "$SOURCE_TOKEN" "$HUBSPOT_TOKEN" |
+    syncd init --non-interactive --crm hubspot=hubspot --credentials-from-stdin"""
     init.add_argument(
         "--non-interactive", action="store_true", help="no questions: take everything from flags"
+    )
+    init.add_argument(
+        "--crm",
+        action="append",
+        metavar="NAME=TYPE",
+        help="add or change a CRM instance (hubspot, pipedrive, salesforce); repeatable",
+    )
+    init.add_argument(
+        "--base-url",
+        action="append",
+        metavar="NAME=URL",
+        help="an instance's URL ('source' included; pipedrive takes the company name or URL, "
+        "hubspot 'global' or 'eu1', salesforce 'production', 'sandbox' or a My Domain); repeatable",
+    )
+    init.add_argument(
+        "--option",
+        action="append",
+        metavar="NAME.KEY=VALUE",
+        help="a connector option, e.g. salesforce.object=Lead; repeatable",
+    )
+    init.add_argument(
+        "--credentials-from-stdin",
+        action="store_true",
+        help="read NAME=VALUE lines from stdin (credentials never go on the command line)",
+    )
+    init.add_argument(
+        "--no-check",
+        action="store_true",
+        help="store credentials without asking each service whether it accepts them",
     )
 
     # -- service: sync/cli_service.py and sync/service.py ------------------------------
