@@ -243,7 +243,8 @@ example:
         "--crm",
         action="append",
         metavar="NAME=TYPE",
-        help="add or change a CRM instance (hubspot, pipedrive, salesforce); repeatable",
+        help="add or change a CRM instance of TYPE hubspot, pipedrive or salesforce (a bare "
+        "TYPE names the instance after it); repeatable",
     )
     init.add_argument(
         "--base-url",

@@ -312,7 +312,8 @@ def plan_from_flags(args: argparse.Namespace, plan: Plan) -> None:
     existing = plan.existing_crms()
     source_type = str(plan.existing_table(("source",)).get("type", "linkedin"))
     plan.instances["source"] = Instance("source", source_type)
-    for name, kind in _pairs(args.crm, "--crm"):
+    crm_flags = [c if "=" in c else f"{c}={c}" for c in args.crm or ()]  # --crm TYPE
+    for name, kind in _pairs(crm_flags, "--crm"):
         if kind not in CRM_TYPES:
             raise UsageError(f"--crm {name}: the type must be one of {', '.join(CRM_TYPES)}")
         if not INSTANCE_NAME.fullmatch(name) or name == "source":

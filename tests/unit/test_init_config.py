@@ -234,6 +234,13 @@ class TestFlags:
             "object": "Lead",
         }
 
+    def test_bare_type_names_the_instance(self, tmp_path: Path) -> None:
+        """``--crm hubspot`` is ``--crm hubspot=hubspot``, with HubSpot's default URL kept."""
+        plan = Plan(tmp_path / "c.toml")
+        plan_from_flags(_args(crm=["hubspot"], base_url=["hubspot=eu1"]), plan)
+        assert plan.instances["hubspot"].type == "hubspot"
+        assert plan.instances["hubspot"].values == {"base_url": "https://api-eu1.hubapi.com"}
+
     def test_unknown_option_is_refused(self, tmp_path: Path) -> None:
         """An option the connector does not have is a usage error naming the known ones."""
         with pytest.raises(UsageError, match="known: base_url, overwrite"):
@@ -327,3 +334,31 @@ class TestInterview:
         assert tomllib.loads(text)["crm"]["pipedrive"]["base_url"] == "https://acme.pipedrive.com"
         assert "added [crm.pipedrive]" in out.getvalue()
         assert "kept [daemon], [privacy]" in out.getvalue()
+
+
+class TestFinish:
+    """Storing, writing and the exit code once the answers are in."""
+
+    def test_rejected_is_not_stored_and_unreachable_is_stored_unchecked(
+        self, tmp_path: Path
+    ) -> None:
+        """A rejected credential is left out (exit 4, a sentence naming it); one whose
+        service could not be asked is stored and said; the config is written all the same."""
+        plan = Plan(tmp_path / "config.toml")
+        plan_from_flags(_args(crm=["hubspot", "eu=hubspot"]), plan)
+        store = MemoryTokenStore()
+        results = {
+            "source": ("s-ok", Outcome("accepted")),
+            "hubspot": ("canary-bad-1", Outcome("rejected", "HubSpot answered 401")),
+            "eu": ("canary-maybe-2", Outcome("unchecked", "connection refused")),
+        }
+        err = io.StringIO()
+        assert finish(plan, results, store, io.StringIO(), err) == 4
+        assert store.get("hubspot") is None
+        assert store.get("eu") == "canary-maybe-2"
+        assert store.get("source") == "s-ok"
+        assert "syncd: hubspot: the service rejected this credential" in err.getvalue()
+        assert "`syncd auth set hubspot`" in err.getvalue()
+        assert "eu: the service could not be asked" in err.getvalue()
+        assert "canary-" not in err.getvalue()
+        assert set(tomllib.loads(plan.path.read_text())["crm"]) == {"hubspot", "eu"}
