@@ -20,6 +20,7 @@ from sync.control.server import build_app
 from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket, keep_control_socket
 from sync.instances import ClientFactory, Instances, TransportFactory
 from sync.journal import Journal
+from sync.notify import Notifier
 from sync.relay import Relay
 from sync.retry import RetryPolicy
 from sync.secrets import TokenStore
@@ -161,6 +162,7 @@ async def run_daemon(
     workers stop taking from the queue, what is in flight gets ``drain_seconds`` to finish,
     and whatever is left is in the journal for the next start.
     """
+    notify = Notifier.from_environ()  # None unless a service manager asked (Type=notify)
     control = bind_control_socket(config.daemon.socket)
     try:
         journal = await Journal.open(config.daemon.journal_path(), store)
@@ -202,8 +204,12 @@ async def run_daemon(
             if handle_signals:
                 tg.start_soon(_watch_signals, stopping)
             log.info("daemon.started", pid=os.getpid(), version=VERSION)
+            if notify is not None:  # READY=1 only now: the control server started above
+                await tg.start(notify.run, state.status)
             task_status.started(DaemonHandle(state, tg.cancel_scope, stopping))
             await stopping.wait()
+            if notify is not None:
+                notify.stopping()
             server.should_exit = True  # no new requests; the socket goes now
             control.remove()
             workers.stop_taking()
