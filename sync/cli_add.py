@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +23,14 @@ from sync.refs import BadLine, parse_ref, read_refs
 CHUNK = 1000  # refs per control call
 CHUNK_BYTES = 512 * 1024  # and at most this much JSON: the daemon refuses bodies over 1 MiB
 POLL_SECONDS = 30.0
-OK = {"created", "updated", "unchanged"}
+OK = ("created", "updated", "unchanged")
+#: The summary's columns, in the README's order.
+OUTCOMES = (*OK, "ambiguous", "failed", "refused")
+#: Ctrl-C: the shell's convention for a command stopped by SIGINT (128 + 2). The daemon
+#: keeps what it accepted; only the waiting stopped.
+INTERRUPTED = 130
+#: The narrowest bar worth drawing beside the per-CRM counts.
+MIN_BAR = 8
 
 
 def _read_file(name: str) -> Iterable[str]:
@@ -96,23 +105,72 @@ def describe(name: str, target: dict[str, Any]) -> str:
     return f"{name}: {outcome} {target.get('id') or ''}".rstrip()
 
 
-class _Progress:
-    """A one-line progress bar on a terminal; nothing elsewhere."""
+class Progress:
+    """A one-line progress bar on stderr when it is a terminal; nothing elsewhere.
 
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.done, self.stream = total, 0, stream
+    The bar shows done/total and, per CRM, how many targets ended well and how many need a
+    look; it is redrawn at most every REDRAW_SECONDS, and cleared before any other output
+    so lines printed meanwhile never mix with it.
+    """
+
+    REDRAW_SECONDS = 0.1
+
+    def __init__(
+        self, total: int, stream: TextIO, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.total, self.done, self.stream, self.clock = total, 0, stream, clock
         self.enabled = total > 1 and stream.isatty()
+        self.counts: dict[str, Counter[str]] = {}
+        self._drawn_at: float | None = None
+        self._shown = False
 
-    def step(self) -> None:
+    def step(self, selection: dict[str, Any]) -> None:
+        """Count one finished selection and redraw if it is time to."""
         self.done += 1
-        if self.enabled:
-            width = 30
-            filled = width * self.done // self.total
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total}")
-            if self.done == self.total:
-                self.stream.write("\n")
+        for name, target in selection["targets"].items():
+            self.counts.setdefault(name, Counter())[target["outcome"]] += 1
+        now = self.clock()
+        due = self._drawn_at is None or now - self._drawn_at >= self.REDRAW_SECONDS
+        if self.enabled and (due or self.done == self.total):
+            self.draw()
+            self._drawn_at = now
+
+    def line(self, width: int) -> str:
+        """The bar's text, at most ``width - 1`` characters (the last column would wrap)."""
+        count = f" {self.done}/{self.total}"
+        for crms in (*self._crm_texts(), ""):  # the longest per-CRM text that leaves a bar
+            room = width - 1 - len(count) - 2 - (len(crms) + 2 if crms else 0)
+            if room >= MIN_BAR or not crms:
+                break
+        room = max(1, room)
+        filled = room * self.done // max(1, self.total)
+        bar = f"[{'#' * filled}{'.' * (room - filled)}]{count}"
+        return (f"{bar}  {crms}" if crms else bar)[: max(1, width - 1)]
+
+    def _crm_texts(self) -> tuple[str, str]:
+        """Per-CRM counts, long (`hubspot 407 ok, 5 to check`) and short (`hubspot 407 ok 5!`)."""
+        long, short = [], []
+        for name, c in self.counts.items():
+            ok = sum(c[o] for o in OK)
+            bad = sum(c.values()) - ok
+            long.append(f"{name} {ok} ok" + (f", {bad} to check" if bad else ""))
+            short.append(f"{name} {ok} ok" + (f" {bad}!" if bad else ""))
+        return "  ".join(long), "  ".join(short)
+
+    def draw(self) -> None:
+        """Draw the bar over the current line."""
+        width = shutil.get_terminal_size((80, 24)).columns
+        self.stream.write("\r" + self.line(width) + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Take the bar off the screen (before other output, and at the end)."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
             self.stream.flush()
+            self._shown = False
+        self._drawn_at = None  # redraw at once after whatever comes next
 
 
 def cmd_add_contact(args: argparse.Namespace) -> int:
@@ -122,10 +180,19 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
     client = ControlClient(socket_path(args.config))
     accepted: list[dict[str, Any]] = []
     paused = False
-    for chunk in chunks(refs):
-        answer = client.add(chunk, to, args.with_messages)
-        accepted.extend(answer["selections"])
-        paused = paused or bool(answer.get("paused"))
+    try:
+        for chunk in chunks(refs):
+            answer = client.add(chunk, to, args.with_messages)
+            accepted.extend(answer["selections"])
+            paused = paused or bool(answer.get("paused"))
+    except KeyboardInterrupt:
+        print(
+            f"syncd: interrupted while sending; {len(accepted)} of {len(refs)} people were "
+            "accepted and the daemon relays them (follow with `syncd status`); send the "
+            "rest again",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     if args.no_wait:
         for item in accepted:
             print(item["id"])
@@ -133,28 +200,47 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
     if paused:
         print("queued: syncd is paused")
         return 2 if bad_lines else 0
-    progress = _Progress(len(accepted), sys.stderr)
+    progress = Progress(len(accepted), sys.stderr)
+    summary = not args.json and (bool(args.from_file) or progress.enabled)
     finished: list[dict[str, Any]] = []
-    for item in accepted:
-        selection = client.selection(item["id"], wait=POLL_SECONDS)
-        while selection["state"] != "done":
+    try:
+        for item in accepted:
             selection = client.selection(item["id"], wait=POLL_SECONDS)
-        finished.append(selection)
-        progress.step()
-        if not args.json:
-            _print_outcome(
-                item["ref"], selection, several=len(accepted) > 1, quiet=progress.enabled
-            )
+            while selection["state"] != "done":
+                selection = client.selection(item["id"], wait=POLL_SECONDS)
+            finished.append(selection)
+            if not args.json:
+                lines = _outcome_lines(
+                    item["ref"], selection, several=len(accepted) > 1, quiet=progress.enabled
+                )
+                if lines:
+                    progress.clear()
+                    print("\n".join(lines), flush=True)
+            progress.step(selection)
+    except KeyboardInterrupt:
+        progress.clear()
+        if summary:
+            print_summary(progress.counts, len(finished))
+        print(
+            f"syncd: stopped waiting; {len(accepted) - len(finished)} of {len(accepted)} "
+            "selections are still queued and the daemon keeps relaying them; follow them "
+            "with `syncd status`",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    progress.clear()
     if args.json:
         body: Any = finished[0] if len(finished) == 1 else {"selections": finished}
         print(json.dumps(body, indent=2))
-    elif progress.enabled:
-        _print_summary(finished)
+    elif summary:
+        print_summary(progress.counts, len(finished))
+    if bad_lines:
+        print(f"syncd: {bad_lines} line(s) named no person and were skipped", file=sys.stderr)
     code = exit_code(finished)
     return code if code or not bad_lines else 2
 
 
-def _print_outcome(ref: str, selection: dict[str, Any], *, several: bool, quiet: bool) -> None:
+def _outcome_lines(ref: str, selection: dict[str, Any], *, several: bool, quiet: bool) -> list[str]:
     lines = [describe(name, t) for name, t in selection["targets"].items()]
     if quiet:  # a progress bar is drawn: show only what needs the user's eyes
         lines = [
@@ -162,14 +248,21 @@ def _print_outcome(ref: str, selection: dict[str, Any], *, several: bool, quiet:
             for ln, t in zip(lines, selection["targets"].values(), strict=True)
             if t["outcome"] not in OK
         ]
-    for line in lines:
-        print(f"{ref}: {line}" if several else line)
+    return [f"{ref}: {line}" if several else line for line in lines]
 
 
-def _print_summary(selections: list[dict[str, Any]]) -> None:
-    per_crm: dict[str, Counter[str]] = {}
-    for selection in selections:
-        for name, target in selection["targets"].items():
-            per_crm.setdefault(name, Counter())[target["outcome"]] += 1
-    for name, counts in per_crm.items():
-        print(f"{name}: " + ", ".join(f"{n} {word}" for word, n in sorted(counts.items())))
+def summary_table(counts: dict[str, Counter[str]], selections: int) -> str:
+    """Outcomes per CRM, one row each, one column per outcome word."""
+    name_w = max([len("CRM"), *(len(name) for name in counts)])
+    head = f"{'CRM':<{name_w}}" + "".join(f"  {word:>9}" for word in OUTCOMES)
+    rows = [
+        f"{name:<{name_w}}" + "".join(f"  {c[word]:>9}" for word in OUTCOMES)
+        for name, c in counts.items()
+    ]
+    plural = "" if selections == 1 else "s"
+    return "\n".join([f"summary of {selections} selection{plural}", head, *rows])
+
+
+def print_summary(counts: dict[str, Counter[str]], selections: int) -> None:
+    """Print :func:`summary_table` on stdout."""
+    print(summary_table(counts, selections), flush=True)
