@@ -160,16 +160,24 @@ def table(status: Mapping[str, Any], *, width: int = MAX_WIDTH) -> str:
     if recent:
         lines += ["", f"RECENT (last {min(len(recent), RECENT_SHOWN)} of {len(recent)})"]
         for item in recent[:RECENT_SHOWN]:
-            lines.append(_recent_line(item)[:width])
+            lines.extend(_recent_lines(item, width))
     return "\n".join(lines)
 
 
-def _recent_line(item: Mapping[str, Any]) -> str:
+def _recent_lines(item: Mapping[str, Any], width: int) -> list[str]:
+    """One finished selection: its time, its id, then the CRMs grouped by outcome
+    (`created hubspot, pipedrive · failed salesforce`), wrapped under themselves."""
     at = item.get("time")
     when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, int | float) else "?"
-    outcomes = item.get("outcomes") or {}
-    words = " · ".join(f"{name} {outcome}" for name, outcome in outcomes.items())
-    return f"{when}  {item.get('selection', '?')}  {words}"
+    grouped: dict[str, list[str]] = {}
+    for name, outcome in (item.get("outcomes") or {}).items():
+        grouped.setdefault(str(outcome), []).append(str(name))
+    words = " · ".join(f"{outcome} {', '.join(names)}" for outcome, names in grouped.items())
+    head = f"{when}  {item.get('selection', '?')}  "
+    wrap = textwrap.TextWrapper(
+        width=width, initial_indent=head, subsequent_indent=" " * min(len(head), width // 2)
+    )
+    return wrap.wrap(words or "-")
 
 
 # -- bars ------------------------------------------------------------------------------
