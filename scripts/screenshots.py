@@ -67,9 +67,24 @@ async def _status(stack: Stack) -> str:
     return done.stdout.decode()
 
 
+def tray(out: Path = IMAGES) -> Path:
+    """tray-idle.png, tray-paused.png and tray-not-running.png: the tray's end-to-end test
+    (`syncd tray` on Xvfb with trayer, against a real daemon) keeps its screenshots in
+    ``out``. Needs what that test needs: Xvfb, trayer, dbus-run-session, gnome-keyring."""
+    import os
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    command = ["dbus-run-session", "--", "bash", str(ROOT / "scripts" / "checks.sh")]
+    command += ["--pytest-only", "-q", "-p", "no:cacheprovider", "tests/e2e/test_tray_e2e.py"]
+    environ = {**os.environ, "SYNCD_SCREENSHOTS": str(out)}
+    subprocess.run(command, cwd=ROOT, env=environ, check=True)  # noqa: S603 — our own test
+    return out
+
+
 def main() -> int:
     """Write every screenshot; print where each went."""
-    for shot in (status_table,):  # the tray's screenshots join this tuple
+    for shot in (status_table, tray):
         print(shot().relative_to(ROOT))
     return 0
 

@@ -1,0 +1,172 @@
+"""`syncd tray` on a real X server (Xvfb) with a real tray host (trayer), against a real
+daemon: the icon's pixels on screen follow the daemon's state.
+
+``SYNCD_SCREENSHOTS=DIR`` saves one picture of the tray per state there
+(scripts/screenshots.py does that for docs/images/).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rig.stack import syncd_argv
+from sync.tray.icon import COLOURS
+from sync.tray.model import TrayState
+from tests.e2e.conftest import Env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+#: The corner of the screen where trayer docks the icon, and the scale of saved pictures.
+TRAY_AREA = (0, 0, 40, 36)
+SCALE = 4
+#: Where every local X server keeps its socket and its lock file (fixed by X, not ours).
+X11_SOCKETS = Path("/tmp/.X11-unix")  # noqa: S108
+X_LOCKS = Path("/tmp")  # noqa: S108
+TRAYER = ("--edge", "top", "--align", "left", "--widthtype", "request", "--height", "32")
+
+
+def _free_display() -> int:
+    for number in range(90, 190):
+        if (
+            not (X11_SOCKETS / f"X{number}").exists()
+            and not (X_LOCKS / f".X{number}-lock").exists()
+        ):
+            return number
+    pytest.skip("no free X display number between :90 and :189")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    """A fresh Xvfb with trayer docked at its top left; the DISPLAY value."""
+    xvfb, trayer = shutil.which("Xvfb"), shutil.which("trayer")
+    if xvfb is None or trayer is None:
+        pytest.skip("Xvfb and trayer are needed (scripts/test.sh installs them)")
+    name = f":{_free_display()}"
+    server = subprocess.Popen(
+        [xvfb, name, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        socket = X11_SOCKETS / f"X{name[1:]}"
+        deadline = time.monotonic() + 10
+        while not socket.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not socket.exists():
+            pytest.skip(f"Xvfb could not be started on {name}")
+        environ = {**os.environ, "DISPLAY": name}
+        host = subprocess.Popen(
+            [trayer, *TRAYER, "--SetDockType", "true"],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(0.5)  # trayer takes the tray selection
+            yield name
+        finally:
+            _stop(host)
+    finally:
+        _stop(server)
+
+
+def screenshot(display: str) -> Image.Image:
+    """The root window of ``display``, read with python-xlib."""
+    from Xlib import X
+    from Xlib.display import Display
+
+    connection = Display(display)
+    try:
+        root = connection.screen().root
+        geometry = root.get_geometry()
+        raw = root.get_image(0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF)
+        size = (geometry.width, geometry.height)
+        return Image.frombytes("RGB", size, raw.data, "raw", "BGRX")
+    finally:
+        connection.close()
+
+
+def shown_state(image: Image.Image) -> TrayState | None:
+    """The state whose colour covers most of the tray corner (at least a few pixels)."""
+    corner = image.crop(TRAY_AREA)
+    counts: dict[TrayState, int] = dict.fromkeys(COLOURS, 0)
+    by_colour = {colour: state for state, colour in COLOURS.items()}
+    for x in range(corner.width):
+        for y in range(corner.height):
+            state = by_colour.get(corner.getpixel((x, y)))  # type: ignore[arg-type]
+            if state is not None:
+                counts[state] += 1
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] >= 20 else None
+
+
+def wait_for(display: str, state: TrayState, timeout: float = 20.0) -> Image.Image:
+    """Screenshots until the tray shows ``state``; the last one."""
+    deadline = time.monotonic() + timeout
+    seen: TrayState | None = None
+    while time.monotonic() < deadline:
+        image = screenshot(display)
+        seen = shown_state(image)
+        if seen == state:
+            return image
+        time.sleep(0.25)
+    pytest.fail(f"the tray showed {seen} instead of {state} after {timeout:.0f} s")
+
+
+def keep(image: Image.Image, state: str) -> None:
+    """Save the tray corner, enlarged, when SYNCD_SCREENSHOTS names a folder."""
+    folder = os.environ.get("SYNCD_SCREENSHOTS")
+    if not folder:
+        return
+    corner = image.crop(TRAY_AREA)
+    corner = corner.resize((corner.width * SCALE, corner.height * SCALE), Image.Resampling.NEAREST)
+    corner.save(Path(folder) / f"tray-{state}.png", optimize=True)
+
+
+class TestTrayOnScreen:
+    """The real tray, drawn by a real X server, follows the real daemon."""
+
+    def test_the_icon_follows_the_daemon(self, env: Env, display: str) -> None:
+        """Idle is green, paused amber, resumed green again, a stopped daemon grey; the tray
+        then quits on SIGTERM with exit 0 and no traceback."""
+        daemon = env.start_daemon()
+        tray = subprocess.Popen(
+            syncd_argv("tray"),
+            env={**env.environ, "DISPLAY": display, "PYSTRAY_BACKEND": "xorg"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            keep(wait_for(display, "idle"), "idle")
+            assert env.syncd("pause").returncode == 0
+            keep(wait_for(display, "paused"), "paused")
+            assert env.syncd("resume").returncode == 0
+            wait_for(display, "idle")
+            assert env.stop_daemon(daemon) == 0
+            keep(wait_for(display, "not_running"), "not-running")
+        finally:
+            if tray.poll() is None:
+                tray.send_signal(signal.SIGTERM)
+            out, err = tray.communicate(timeout=30)
+        assert tray.returncode == 0, err
+        assert "Traceback" not in out + err
