@@ -20,6 +20,8 @@ FIRST_PARTY = frozenset({"sync", "connectors", "rig", "bench", "tests"})
 SHIPPED = ("sync", "connectors", "rig")
 #: Folders that may also use the `dev` extra.
 DEVELOPMENT = ("tests", "bench")
+#: Shipped folders that run only with an extra installed (and say so when it is missing).
+EXTRAS = {"sync/tray": "tray"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -84,12 +86,21 @@ def declared_groups() -> tuple[set[str], set[str]]:
     return runtime, runtime | dev
 
 
-def imports_under(*folders: str) -> dict[str, set[str]]:
-    """Top-level imports of every module under ``folders`` (relative to the repository)."""
+def extra(name: str) -> set[str]:
+    """The distributions of the extra ``name`` in pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {requirement_name(r) for r in project["optional-dependencies"][name]}
+
+
+def imports_under(*folders: str, skip: Iterable[str] = ()) -> dict[str, set[str]]:
+    """Top-level imports of every module under ``folders`` (relative to the repository),
+    leaving out the folders in ``skip``."""
+    skipped = tuple(ROOT / s for s in skip)
     return {
         str(path.relative_to(ROOT)): top_level_imports(path.read_text(encoding="utf-8"))
         for folder in folders
         for path in sorted((ROOT / folder).rglob("*.py"))
+        if not any(path.is_relative_to(s) for s in skipped)
     }
 
 
@@ -103,10 +114,21 @@ class TestDeclaredDependencies:
     """The imports of this repository against what pyproject.toml declares."""
 
     def test_shipped_code_imports_only_runtime_dependencies(self) -> None:
-        """sync/, connectors/ and rig/ import only what [project].dependencies installs."""
+        """sync/, connectors/ and rig/ import only what [project].dependencies installs
+        (a folder that needs an extra is checked against that extra, below)."""
         runtime, _ = declared_groups()
-        missing = undeclared(imports_under(*SHIPPED), runtime, packages_distributions())
+        shipped = imports_under(*SHIPPED, skip=EXTRAS)
+        missing = undeclared(shipped, runtime, packages_distributions())
         assert not missing, report(missing, "[project].dependencies")
+
+    @pytest.mark.parametrize(("folder", "name"), sorted(EXTRAS.items()))
+    def test_a_folder_behind_an_extra_imports_only_it(self, folder: str, name: str) -> None:
+        """sync/tray/ imports only the runtime dependencies and the `tray` extra."""
+        runtime, dev = declared_groups()
+        allowed = runtime | extra(name)
+        missing = undeclared(imports_under(folder), allowed, packages_distributions())
+        assert not missing, report(missing, f"the `{name}` extra")
+        assert extra(name) <= dev, f"the `{name}` extra is not in `dev`, so tests cannot run it"
 
     def test_tests_and_benchmarks_import_only_declared_dependencies(self) -> None:
         """tests/ and bench/ import only what the runtime dependencies and `dev` install."""
