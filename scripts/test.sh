@@ -13,6 +13,8 @@ command -v curl >/dev/null || need+=(curl)  # the peer-uid test connects as anot
 command -v systemd-analyze >/dev/null || need+=(systemd)  # verifies the generated user unit
 command -v Xvfb >/dev/null || need+=(xvfb)  # the tray's screen
 command -v trayer >/dev/null || need+=(trayer)  # a tray host on that screen
+command -v zsh >/dev/null || need+=(zsh)  # the completion scripts are syntax-checked
+command -v fish >/dev/null || need+=(fish)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
