@@ -17,7 +17,12 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 from sync.asgi import serve
 from sync.config import Config
 from sync.control.server import build_app
-from sync.control.sockets import OwnerOnlyProtocol, bind_control_socket, keep_control_socket
+from sync.control.sockets import (
+    ControlSocketLost,
+    OwnerOnlyProtocol,
+    bind_control_socket,
+    keep_control_socket,
+)
 from sync.instances import ClientFactory, Instances, TransportFactory
 from sync.journal import Journal
 from sync.notify import Notifier
@@ -183,6 +188,7 @@ async def run_daemon(
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)
     app = build_app(state, send, config.crms, relay.check, journal=journal)
     stopping = anyio.Event()
+    lost: list[ControlSocketLost] = []
     try:
         async with send, receive, anyio.create_task_group() as tg:
             await tg.start(relay.run)
@@ -190,7 +196,9 @@ async def run_daemon(
                 partial(serve, app, control.sock, http_protocol=OwnerOnlyProtocol)
             )
             serve_on = partial(serve, app, http_protocol=OwnerOnlyProtocol)
-            tg.start_soon(keep_control_socket, control, serve_on, stopping)
+            tg.start_soon(
+                partial(keep_control_socket, control, serve_on, stopping, lost=lost.append)
+            )
             for _ in range(WORKERS):
                 tg.start_soon(workers.run, receive.clone())
             replayed = await journal.replay()
@@ -223,3 +231,5 @@ async def run_daemon(
             await instances.aclose()
         control.remove()
         log.info("daemon.stopped", pid=os.getpid())
+    if lost:
+        raise lost[0]  # after a clean drain: exit 1, so a service manager starts it again

@@ -139,19 +139,25 @@ class OwnerOnlyProtocol(H11Protocol):
 ServeOn = Callable[..., Coroutine[Any, Any, None]]
 
 
+class ControlSocketLost(SyncdError):
+    """The control socket's file went away under the daemon and could not be bound again."""
+
+
 async def keep_control_socket(
     control: ControlSocket,
     serve_on: ServeOn,
     stopping: anyio.Event,
     *,
     interval: float = WATCH_SECONDS,
+    lost: Callable[[ControlSocketLost], None] | None = None,
 ) -> None:
     """Bind the control socket again (and serve it too) if its file is deleted or replaced.
 
     When it cannot be bound again (its directory cannot be made private, another daemon
-    took the path), logs why and sets ``stopping``: the daemon drains and exits cleanly
-    rather than serving nothing. Returns once ``stopping`` is set, after stopping the
-    servers it started and removing the file it bound.
+    took the path), logs why, tells ``lost`` and sets ``stopping``: the daemon drains, then
+    exits with that error (exit 1, so a service manager starts it again) rather than serving
+    nothing. Returns once ``stopping`` is set, after stopping the servers it started and
+    removing the file it bound.
     """
     current = control
     servers: list[uvicorn.Server] = []
@@ -167,8 +173,17 @@ async def keep_control_socket(
                 log.warning("control.socket_lost")
                 try:
                     fresh = bind_control_socket(control.path)
-                except (SyncdError, OSError):
+                except (SyncdError, OSError) as error:
                     log.exception("control.socket_unrecoverable")
+                    why = str(error) if isinstance(error, SyncdError) else error.strerror
+                    if lost is not None:
+                        lost(
+                            ControlSocketLost(
+                                f"the control socket {control.path} was removed and cannot be "
+                                f"made again ({why}); syncd stopped: fix that path and start "
+                                "syncd again"
+                            )
+                        )
                     stopping.set()
                     break
                 if servers:  # a socket this watcher bound was lost in turn: retire its server

@@ -64,13 +64,15 @@ class TestSocketDeleted:
 
     def test_unrecoverable_place_stops_the_daemon_cleanly(self, env: Env) -> None:
         """When the directory cannot be made again (a file took its place), the daemon
-        stops with exit 0 and logs why instead of serving nothing."""
+        drains, logs why, and exits 1 with a sentence, so a service manager restarts it."""
         daemon = env.start_daemon()
         shutil.rmtree(env.socket.parent)
         env.socket.parent.write_text("", encoding="utf-8")
         out, err = daemon.communicate(timeout=DEADLINE_SECONDS + 30)
         env.outputs += [out, err]
-        assert daemon.returncode == 0, err
+        assert daemon.returncode == 1, err
+        assert f"the control socket {env.socket} was removed and cannot be made again" in err
+        assert "Traceback" not in err
         logged = events(env)
         assert "control.socket_unrecoverable" in logged
         assert logged[-1] == "daemon.stopped"
