@@ -34,6 +34,20 @@ from sync.errors import AuthError, RecordRejected, WriteUncertain
 MEMORY = "memory"
 
 
+def numbered_person(n: int) -> Person:
+    """Sample person ``n`` for a :class:`MemorySource`: publicId ``person-<n>``, member id
+    ``urn:li:member:<n>``, an email and a company, all made up."""
+    return Person(
+        member_id=f"urn:li:member:{n}",
+        public_id=f"person-{n}",
+        first_name=f"First{n}",
+        last_name=f"Last{n}",
+        profile_url=f"https://www.linkedin.example/in/person-{n}",
+        email=f"p{n}@work.example",
+        company="Engines Ltd",
+    )
+
+
 class _Service:
     """What both memory services share: the calls seen, refused credentials, fault knobs."""
 

@@ -13,8 +13,13 @@ from typing import Any
 import anyio
 import pytest
 
-from connectors.base import Person
-from rig.memory_crm import MemoryCRM, MemorySource, memory_clients, memory_config
+from rig.memory_crm import (
+    MemoryCRM,
+    MemorySource,
+    memory_clients,
+    memory_config,
+    numbered_person,
+)
 from sync.config import Config
 from sync.control.client import ControlClient
 from sync.daemon import DaemonHandle, run_daemon
@@ -26,16 +31,7 @@ CRMS = ("hubspot", "pipedrive")
 FAST = RetryPolicy(attempts=2, initial_delay=0.0, max_delay=0.0, deadline=5)
 
 
-def person(n: int) -> Person:
-    return Person(
-        member_id=f"urn:li:member:{n}",
-        public_id=f"person-{n}",
-        first_name=f"First{n}",
-        last_name=f"Last{n}",
-        profile_url=f"https://www.linkedin.example/in/person-{n}",
-        email=f"p{n}@work.example",
-        company="Engines Ltd",
-    )
+person = numbered_person
 
 
 @dataclass

@@ -35,7 +35,7 @@ CANARY_TOKENS = {
     "source": "canary-src-notify-5c2e81",
     **{name: f"canary-{name}-notify-93af0d" for name in CRMS},
 }
-#: Person data of tests.unit.test_daemon.person(n): none of it may reach a status line.
+#: Person data of rig.memory_crm.numbered_person(1): none of it may reach a status line.
 CANARY_PEOPLE = ("person-1", "First1", "Last1", "work.example", "Engines", "urn:li:member")
 
 

@@ -15,8 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.typing import EventDict
 
-from connectors.base import Contact, Person, TargetOutcome
-from rig.memory_crm import MemoryCRM, MemorySource, memory_clients, memory_config
+from connectors.base import Contact, TargetOutcome
+from rig.memory_crm import (
+    MemoryCRM,
+    MemorySource,
+    memory_clients,
+    memory_config,
+    numbered_person,
+)
 from sync import log
 from sync.batcher import Batcher, MismatchedOutcomes
 from sync.errors import (
@@ -36,16 +42,7 @@ CRMS = ("hubspot", "pipedrive", "salesforce")
 CANARY = "adalinda.canary@engines.example"
 
 
-def person(n: int) -> Person:
-    return Person(
-        member_id=f"urn:li:member:{n}",
-        public_id=f"person-{n}",
-        first_name=f"First{n}",
-        last_name=f"Last{n}",
-        profile_url=f"https://www.linkedin.example/in/person-{n}",
-        email=f"p{n}@work.example",
-        company="Engines Ltd",
-    )
+person = numbered_person
 
 
 class LockableStore(MemoryTokenStore):
