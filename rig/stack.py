@@ -8,6 +8,7 @@ subprocesses, with `env` pointing every XDG dir into `root`.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -40,6 +41,21 @@ _XDG = {
 def syncd_argv(*args: str) -> list[str]:
     """The command line that runs the real CLI (`syncd ARGS`) from this interpreter."""
     return [sys.executable, "-m", "sync.cli", *args]
+
+
+def run_syncd(
+    environ: Mapping[str, str], *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (`syncd ARGS`) in ``environ`` to its end; output kept as text."""
+    return subprocess.run(  # noqa: S603 - our own CLI, from this interpreter
+        syncd_argv(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(environ),
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import pytest
 
 from rig.runner import toml_config
 from rig.sandbox_control import SandboxControl
-from rig.stack import DIRS, ThrowawayDirs, syncd_argv
+from rig.stack import DIRS, ThrowawayDirs, run_syncd, syncd_argv
 
 SOURCE_TOKEN = "canary-source-token-7f3a9c1e5b"
 HUBSPOT_TOKEN = "canary-hubspot-token-2d8e4f6a0c"
@@ -93,15 +93,7 @@ class Env:
 
     def syncd(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the real CLI and keep its output for the P2 scan."""
-        done = subprocess.run(
-            syncd_argv(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.environ,
-            timeout=120,
-            check=False,
-        )
+        done = run_syncd(self.environ, *args, stdin=stdin)
         self.outputs += [done.stdout, done.stderr]
         return done
 

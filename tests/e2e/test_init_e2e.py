@@ -19,7 +19,7 @@ import pytest
 
 from connectors.salesforce.sandbox.app import SalesforceSandbox
 from rig.sandbox_control import SandboxControl
-from rig.stack import DIRS, ThrowawayDirs, syncd_argv
+from rig.stack import DIRS, ThrowawayDirs, run_syncd, syncd_argv
 from tests.e2e.conftest import HUBSPOT_TOKEN, SOURCE_TOKEN, Sandboxes
 
 pytestmark = pytest.mark.e2e
@@ -80,14 +80,7 @@ class Init:
 
     def syncd(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Any other `syncd` command, output kept."""
-        done = subprocess.run(
-            syncd_argv(*args),
-            capture_output=True,
-            text=True,
-            env=self.environ,
-            timeout=120,
-            check=False,
-        )
+        done = run_syncd(self.environ, *args)
         self.outputs += [done.stdout, done.stderr]
         return done
 

@@ -153,21 +153,6 @@ def raising(kind: type[Exception]) -> Breaker:
     return make
 
 
-#: httpx errors after which a read can succeed later.
-TRANSIENT = [
-    pytest.param(httpx.ConnectError, id="connect-error"),
-    pytest.param(httpx.ConnectTimeout, id="connect-timeout"),
-    pytest.param(httpx.PoolTimeout, id="pool-timeout"),
-    pytest.param(httpx.ProxyError, id="proxy-error"),
-    pytest.param(httpx.ReadError, id="read-error"),
-    pytest.param(httpx.WriteError, id="write-error"),
-    pytest.param(httpx.CloseError, id="close-error"),
-    pytest.param(httpx.ReadTimeout, id="read-timeout"),
-    pytest.param(httpx.WriteTimeout, id="write-timeout"),
-    pytest.param(httpx.RemoteProtocolError, id="remote-protocol-error"),
-    pytest.param(httpx.NetworkError, id="other-network-error"),
-]
-
 #: httpx errors after which a write may have reached the CRM.
 MAY_HAVE_ARRIVED = [
     pytest.param(httpx.ReadError, id="read-error"),
@@ -177,6 +162,16 @@ MAY_HAVE_ARRIVED = [
     pytest.param(httpx.WriteTimeout, id="write-timeout"),
     pytest.param(httpx.RemoteProtocolError, id="remote-protocol-error"),
     pytest.param(httpx.NetworkError, id="other-network-error"),
+]
+
+#: httpx errors after which a read can succeed later: those where the request never left,
+#: and those where it may have arrived.
+TRANSIENT = [
+    pytest.param(httpx.ConnectError, id="connect-error"),
+    pytest.param(httpx.ConnectTimeout, id="connect-timeout"),
+    pytest.param(httpx.PoolTimeout, id="pool-timeout"),
+    pytest.param(httpx.ProxyError, id="proxy-error"),
+    *MAY_HAVE_ARRIVED,
 ]
 
 #: httpx errors that sending the same request again cannot cure.
