@@ -24,7 +24,14 @@ FIELDS: tuple[str, ...] = (
     "location",
 )
 
-OutcomeKind = Literal["created", "updated", "unchanged", "ambiguous", "failed", "refused"]
+OutcomeKind = Literal[
+    "created", "updated", "unchanged", "ambiguous", "failed", "refused", "erased", "absent"
+]
+
+#: The property/field every CRM write sets to the time of that write (ISO 8601, UTC), so a
+#: retention review in the CRM can find records syncd has not refreshed in years and
+#: `syncd export` can say when syncd last wrote. Nothing about it is stored locally.
+SYNCED_AT = "syncd_synced_at"
 
 #: How a person was recognised in a CRM, in the order syncd tries: its own identity property
 #: (the source's member id), the profile URL, the email, then first+last name in the same
@@ -149,6 +156,41 @@ class Presence:
     candidates: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What `syncd forget` did in one CRM: the person's record (and the activities syncd
+    wrote on it) deleted, no such person, or several candidates (nothing deleted)."""
+
+    outcome: Literal["erased", "absent", "ambiguous"]
+    id: str | None = None
+    #: Activities syncd wrote for the person (notes, tasks, communications) deleted with it.
+    activities: int = 0
+    #: What the vendor keeps after the delete, e.g. "purged by Pipedrive after 30 days";
+    #: empty when the delete is permanent at once.
+    retention: str = ""
+    step: MatchStep | None = None
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one CRM holds about a person right now, for `syncd export` (a subject-access
+    request): the fields syncd maps as the CRM holds them, the record's id and link, the
+    activities syncd wrote (their dates), and when syncd last wrote the record."""
+
+    found: bool
+    id: str | None = None
+    url: str | None = None
+    #: syncd's canonical fields (see :data:`FIELDS`) as the CRM holds them, empty ones left out.
+    fields: Mapping[str, str] = field(default_factory=dict)
+    #: When each activity syncd wrote on the record happened, oldest first.
+    activities: tuple[datetime, ...] = ()
+    #: The record's :data:`SYNCED_AT` value as the CRM holds it (ISO 8601), if any.
+    synced_at: str | None = None
+    step: MatchStep | None = None
+    candidates: tuple[str, ...] = ()
+
+
 class Source(Protocol):
     """Where people come from. Read-only by construction."""
 
@@ -190,6 +232,21 @@ class CRM(Protocol):
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is already in the CRM, by :func:`match`; writes nothing."""
+        ...
+
+    async def erase(self, contact: Contact) -> Erasure:
+        """Delete the person :func:`match` finds for ``contact`` (``absent`` if none,
+        ``ambiguous`` and nothing deleted if several) and the activities syncd wrote for
+        them, by the vendor's strongest delete. Companies/organisations/accounts stay.
+
+        Raises like :meth:`upsert_contacts`; a delete whose answer was lost raises
+        WriteUncertain, and running ``erase`` again then finds the person ``absent``.
+        """
+        ...
+
+    async def export(self, contact: Contact) -> Holding:
+        """What the CRM holds about the person :func:`match` finds for ``contact``;
+        writes nothing."""
         ...
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@ subclasses :class:`CRMContract` and fills in the hooks at the bottom."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -79,6 +80,13 @@ class CRMContract:
     def oauth_credential(self, *, valid: bool = True) -> str:
         """An OAuth credential JSON the sandbox accepts (or, ``valid=False``, refuses)."""
         raise NotImplementedError
+
+    def synced_at_of(self, sandbox: Any, crm_id: str) -> str | None:
+        """The record's ``syncd_synced_at`` value as the sandbox stores it."""
+        raise NotImplementedError
+
+    #: What `forget` says the vendor keeps after its delete ("" when it is permanent at once).
+    retention: ClassVar[str] = ""
 
     # -- shared fixtures -----------------------------------------------------------------
 
@@ -328,6 +336,105 @@ class CRMContract:
         assert after.url
         assert str(created.id) in after.url
 
+    # -- forget and export (P6) ----------------------------------------------------------
+
+    async def test_every_write_sets_synced_at(self, sandbox: Any, clock: FakeClock) -> None:
+        """A create and an update both stamp ``syncd_synced_at`` with the time of the write."""
+        crm = self.make_crm(sandbox, clock)
+        before = datetime.now(UTC) - timedelta(seconds=5)
+        (created,) = await crm.upsert_contacts([ADA])
+        assert created.id is not None
+        first = self.synced_at_of(sandbox, created.id)
+        (updated,) = await crm.upsert_contacts([with_fields(ADA, phone="+44 20 7946 0002")])
+        await crm.aclose()
+        assert updated.outcome == "updated"
+        second = self.synced_at_of(sandbox, created.id)
+        assert first is not None and second is not None
+        assert _instant(first) >= before
+        assert _instant(second) >= _instant(first)
+
+    async def test_erase_deletes_the_person_and_keeps_the_company(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """forget erases the record found by identity; the company stays; again is absent."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        erased = await crm.erase(ADA)
+        again = await crm.erase(ADA)
+        after = await crm.find(ADA)
+        await crm.aclose()
+        assert (erased.outcome, erased.id, erased.step) == ("erased", created.id, "identity")
+        assert erased.retention == self.retention
+        assert again.outcome == "absent"
+        assert not after.found
+        assert self.record_count(sandbox) == 0
+        assert self.company_count(sandbox) == 1
+
+    async def test_erase_finds_a_human_record_by_email(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """A record syncd never wrote is still the person's, found as add-contact would."""
+        crm = self.make_crm(sandbox, clock)
+        crm_id = self.seed_in_crm(
+            sandbox, {"first_name": "A.", "last_name": "L.", "email": ADA.fields["email"]}
+        )
+        erased = await crm.erase(ADA)
+        await crm.aclose()
+        assert (erased.outcome, erased.id, erased.step) == ("erased", crm_id, "email")
+        assert self.record_count(sandbox) == 0
+
+    async def test_erase_of_someone_absent_deletes_nothing(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """Nobody to erase: ``absent``, and the other records are untouched."""
+        crm = self.make_crm(sandbox, clock)
+        self.seed_in_crm(sandbox, {"first_name": "Grace", "last_name": "Hopper"})
+        erased = await crm.erase(ADA)
+        await crm.aclose()
+        assert erased.outcome == "absent"
+        assert self.record_count(sandbox) == 1
+
+    async def test_erase_never_guesses_between_candidates(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """Two records share the email: ``ambiguous``, both ids named, nothing deleted."""
+        crm = self.make_crm(sandbox, clock)
+        email = ADA.fields["email"]
+        one = self.seed_in_crm(sandbox, {"first_name": "Ada", "last_name": "L", "email": email})
+        two = self.seed_in_crm(sandbox, {"first_name": "A", "last_name": "Lovelace", "email": email})
+        erased = await crm.erase(ADA)
+        await crm.aclose()
+        assert erased.outcome == "ambiguous"
+        assert set(erased.candidates) == {one, two}
+        assert self.record_count(sandbox) == 2
+
+    async def test_export_shows_what_the_crm_holds(self, sandbox: Any, clock: FakeClock) -> None:
+        """export gives the record's id, link, mapped fields (a human's edit included) and
+        when syncd last wrote it; it writes nothing."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        assert created.id is not None
+        self.edit_in_crm(sandbox, created.id, "title", "Countess")
+        held = await crm.export(ADA)
+        await crm.aclose()
+        assert held.found
+        assert held.id == created.id
+        assert held.url and created.id in held.url
+        assert held.fields["title"] == "Countess"
+        for key in ("first_name", "last_name", "email"):
+            assert held.fields[key] == ADA.fields[key]
+        assert held.synced_at == self.synced_at_of(sandbox, created.id)
+        assert self.record_count(sandbox) == 1
+
+    async def test_export_of_someone_absent(self, sandbox: Any, clock: FakeClock) -> None:
+        """Nobody found: ``found`` is false and nothing else is said."""
+        crm = self.make_crm(sandbox, clock)
+        held = await crm.export(ADA)
+        await crm.aclose()
+        assert not held.found
+        assert held.id is None
+        assert dict(held.fields) == {}
+
     # -- tokens: refresh on 401, a refused refresh is AuthError ----------------------------
 
     async def test_expired_access_token_is_refreshed(self, sandbox: Any, clock: FakeClock) -> None:
@@ -359,3 +466,12 @@ class CRMContract:
     def write_path_prefix(self) -> str:
         """The path prefix of the requests that create records (for fault injection)."""
         raise NotImplementedError
+
+
+def _instant(value: str) -> datetime:
+    """A ``syncd_synced_at`` value as an aware datetime (ISO 8601, or epoch milliseconds as
+    HubSpot stores datetime properties)."""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
