@@ -18,6 +18,7 @@ from connectors._ratelimit import Limiter, RateLimiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.pipedrive import ratelimit
 from connectors.pipedrive.client import PipedriveCRM
+from connectors.pipedrive.mapping import SYNCED_AT_FIELD
 from connectors.pipedrive.sandbox.app import PROFILE_FIELD, PipedriveSandbox
 from connectors.pipedrive.sandbox.http import TOKEN_COST
 from sync.errors import AuthError, FatalConnectorError
@@ -74,6 +75,13 @@ class TestPipedriveContract(CRMContract):
 
     def options(self) -> dict[str, object]:
         return {"oauth_url": BASE}
+
+    def synced_at_of(self, sandbox: Any, crm_id: str) -> str | None:
+        key = custom_key(sandbox, SYNCED_AT_FIELD)
+        value: str | None = sandbox.store.person(int(crm_id))["custom_fields"].get(key)
+        return value
+
+    retention = "purged by Pipedrive after 30 days"
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -342,7 +350,8 @@ class TestCustomFields:
     async def test_fields_are_created_once_with_hashed_keys(
         self, sandbox: PipedriveSandbox
     ) -> None:
-        """A company without them gets both fields once; later clients find them by name."""
+        """A company without them gets syncd's three fields once (member id, profile URL,
+        synced at, all text); later clients find them by name."""
         crm = make_crm(sandbox)
         (ada,) = await crm.upsert_contacts([ADA])
         await crm.upsert_contacts([person(2)])
@@ -350,22 +359,27 @@ class TestCustomFields:
         await again.upsert_contacts([person(3)])
         await crm.aclose()
         await again.aclose()
-        assert requests_to(sandbox, "POST", "/api/v2/personFields") == [200, 200]
+        assert requests_to(sandbox, "POST", "/api/v2/personFields") == [200, 200, 200]
         assert len(requests_to(sandbox, "GET", "/api/v2/personFields")) == 2
         member_key = custom_key(sandbox, MEMBER_FIELD)
         profile = custom_key(sandbox, PROFILE_FIELD)
-        for key in (member_key, profile):
+        stamp = custom_key(sandbox, SYNCED_AT_FIELD)
+        for key in (member_key, profile, stamp):
             assert len(key) == 40
             assert int(key, 16) >= 0
+        kinds = {f["field_code"]: f["field_type"] for f in sandbox.store.fields}
+        assert [kinds[k] for k in (member_key, profile, stamp)] == ["varchar"] * 3
         record = stored(sandbox, ada.id)
         assert record["custom_fields"][member_key] == ADA.member_id
         assert record["custom_fields"][profile] == ADA.fields["linkedin_url"]
+        assert record["custom_fields"][stamp].endswith("Z")
 
     async def test_existing_fields_are_discovered_by_name(self, sandbox: PipedriveSandbox) -> None:
         """Fields someone already made (any case, own names via options) are used as they
         are: nothing is created, values go under their keys."""
         member = sandbox.store.add_field("Member ID (CRM sync)", "varchar")["field_code"]
         profile = sandbox.store.add_field("linkedin profile url", "text")["field_code"]
+        sandbox.store.add_field("Syncd Synced At", "varchar")
         crm = make_crm(sandbox, options={"member_id_field": "member id (crm sync)"})
         (ada,) = await crm.upsert_contacts([ADA])
         await crm.aclose()

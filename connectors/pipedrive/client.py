@@ -9,12 +9,19 @@ unless ``[match] strict``, the name within the person's organization
 (``fields=name&exact_match=true&organization_id=…``). Search answers lack custom fields, so
 each hit is read by id before :func:`connectors.base.match` judges. Then only what
 :func:`connectors.base.fields_to_write` allows is sent, in one ``PATCH`` or ``POST``.
+Every create and update also stamps the "syncd synced at" field with the time of the write.
+
+``erase`` finds the person the same way, deletes the notes syncd wrote on it (v1
+``/api/v1/notes``: only those carrying syncd's marker) and then the person
+(``DELETE /api/v2/persons/{id}``, which Pipedrive keeps 30 days before purging); ``export``
+reads what Pipedrive holds and writes nothing.
 Docs: https://developers.pipedrive.com/docs/api/v2 (and ``specs/pipedrive/v2.yaml``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
@@ -28,6 +35,8 @@ from connectors.base import (
     Candidate,
     ConnectorSettings,
     Contact,
+    Erasure,
+    Holding,
     Match,
     MatchStep,
     Presence,
@@ -43,15 +52,22 @@ from connectors.pipedrive.mapping import (
     JOB_TITLE,
     PAGE_LIMIT,
     POSTAL_ADDRESS,
+    SYNCED_AT_FIELD,
     FieldMap,
+    Note,
     Person,
     desired,
     field_from,
     full_name,
+    is_syncd_note,
     member_of,
+    note_from,
     person_body,
     person_fields,
     person_from,
+    stamped,
+    synced_at_of,
+    v1_time,
 )
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
@@ -59,6 +75,11 @@ from sync.retry import RetryPolicy
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"
 PERSON_FIELDS = "/api/v2/personFields"
+#: Notes are still on API v1 (v2 has no notes).
+NOTES = "/api/v1/notes"
+#: What Pipedrive keeps after ``DELETE /api/v2/persons/{id}``: the person is marked deleted
+#: and purged after 30 days (``v2.yaml``, ``deletePerson``).
+RETENTION = "purged by Pipedrive after 30 days"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - an endpoint path, not a secret
 DEFAULT_OAUTH_URL = "https://oauth.pipedrive.com"
 _DEFAULT_RETRY = RetryPolicy()
@@ -165,13 +186,69 @@ class PipedriveCRM:
             found=True,
             id=rid,
             owner=verdict.record.owner,
-            url=f"{self._base_url}/person/{rid}",
+            url=self._url(rid),
+            step=verdict.step,
+        )
+
+    async def erase(self, contact: Contact) -> Erasure:
+        """Delete the person :func:`match` finds for ``contact`` and the notes syncd wrote on
+        it; organizations stay. A lost answer to the delete raises WriteUncertain: it is not
+        resent (a second delete answers 404), and running ``erase`` again finds ``absent``."""
+        self._forget_missing_orgs()
+        verdict, _ = await self._lookup(contact, await self._field_map(create=False))
+        if verdict.ambiguous:
+            return Erasure("ambiguous", step=verdict.step, candidates=verdict.ambiguous)
+        if verdict.record is None:
+            return Erasure("absent")
+        person_id = int(verdict.record.id)
+        notes = await self._syncd_notes(person_id)
+        for note in notes:
+            # A note already gone (a retry after a lost answer, a colleague) is as good.
+            await self._api.call("DELETE", f"{NOTES}/{note['id']}", ok={200, 404})
+        response = await self._api.call(
+            "DELETE", f"{PERSONS}/{person_id}", ok={200, 404}, idempotent=False
+        )
+        self._known = {k: v for k, v in self._known.items() if v != person_id}
+        if response.status_code == 404:  # deleted by someone else since it was found
+            return Erasure("absent", activities=len(notes), step=verdict.step)
+        self._envelope(response)
+        return Erasure(
+            "erased",
+            id=str(person_id),
+            activities=len(notes),
+            retention=RETENTION,
+            step=verdict.step,
+        )
+
+    async def export(self, contact: Contact) -> Holding:
+        """What Pipedrive holds about the person :func:`match` finds for ``contact``: its
+        mapped fields, link, "syncd synced at" value and the dates of syncd's notes."""
+        self._forget_missing_orgs()
+        fields = await self._field_map(create=False)
+        verdict, records = await self._lookup(contact, fields)
+        if verdict.record is None:
+            return Holding(found=False, step=verdict.step, candidates=verdict.ambiguous)
+        person = records[verdict.record.id]
+        held = person_fields(person, fields, await self._org_name(person["org_id"]))
+        notes = await self._syncd_notes(person["id"])
+        dates = sorted(t for t in (v1_time(n["add_time"]) for n in notes) if t is not None)
+        return Holding(
+            found=True,
+            id=verdict.record.id,
+            url=self._url(verdict.record.id),
+            fields=held,
+            activities=tuple(dates),
+            synced_at=synced_at_of(person, fields),
             step=verdict.step,
         )
 
     async def aclose(self) -> None:
         """Release connections."""
         await self._api.aclose()
+
+    def _url(self, person_id: str) -> str:
+        """The person's page in Pipedrive's web app."""
+        return f"{self._base_url}/person/{person_id}"
 
     async def _data(
         self,
@@ -219,7 +296,7 @@ class PipedriveCRM:
         }
         codes = {f["field_code"] for f in definitions}
         keys: list[str] = []
-        for name in (self._member_field, self._profile_field):
+        for name in (self._member_field, self._profile_field, SYNCED_AT_FIELD):
             key = custom.get(name.casefold(), "")
             if not key and create:
                 body = {"field_name": name, "field_type": "varchar"}
@@ -230,8 +307,10 @@ class PipedriveCRM:
                     )
                 key = made["field_code"]
             keys.append(key)
-        found = FieldMap(keys[0], keys[1], JOB_TITLE in codes, POSTAL_ADDRESS in codes)
-        if found.member_id and found.profile_url:
+        found = FieldMap(
+            keys[0], keys[1], JOB_TITLE in codes, POSTAL_ADDRESS in codes, synced_at=keys[2]
+        )
+        if found.member_id and found.profile_url and found.synced_at:
             self._fields = found
         return found
 
@@ -381,6 +460,31 @@ class PipedriveCRM:
             owner=str(owner) if owner is not None else None,
         )
 
+    # -- notes -----------------------------------------------------------------------------
+
+    async def _syncd_notes(self, person_id: int) -> list[Note]:
+        """The notes on the person that syncd wrote (see :func:`is_syncd_note`), every page
+        of ``GET /api/v1/notes?person_id=…`` read; a human's notes are left out."""
+        found: list[Note] = []
+        start = 0
+        while True:
+            params = {"person_id": str(person_id), "start": str(start), "limit": str(PAGE_LIMIT)}
+            data, more = self._envelope(await self._api.call("GET", NOTES, params=params))
+            for note in map(note_from, data if isinstance(data, list) else []):
+                # The person_id check guards against an answer that ignored the filter.
+                if note and note["person_id"] == person_id and is_syncd_note(note["content"]):
+                    found.append(note)
+            page = more.get("pagination")
+            following = page.get("next_start") if isinstance(page, dict) else None
+            if not (isinstance(page, dict) and page.get("more_items_in_collection") is True):
+                break
+            if not isinstance(following, int) or isinstance(following, bool) or following <= start:
+                raise FatalConnectorError(
+                    self._connector, f"{self._connector} sent a malformed page of notes"
+                )
+            start = following
+        return found
+
     # -- upsert --------------------------------------------------------------------------
 
     async def _upsert(self, contact: Contact, fields: FieldMap) -> TargetOutcome:
@@ -408,6 +512,7 @@ class PipedriveCRM:
         self._known[contact.member_id] = person["id"]
         if not body:
             return TargetOutcome("unchanged", id=str(person["id"]))
+        body = stamped(body, fields, datetime.now(UTC))
         await self._api.call("PATCH", f"{PERSONS}/{person['id']}", body=body)
         return TargetOutcome("updated", id=str(person["id"]))
 
@@ -422,6 +527,7 @@ class PipedriveCRM:
                 reason="rejected",
             )
         body = person_body(wanted, fields, None, member_id=contact.member_id)
+        body = stamped(body, fields, datetime.now(UTC))
         if "company" in wanted:
             body["org_id"] = await self._org_id(wanted["company"], create=True)
         made = person_from(await self._data("POST", PERSONS, body=body))

@@ -18,13 +18,20 @@ title         ``job_title`` (a contact-sync field; written only where the accoun
 linkedin_url  a custom text field found by name (default "LinkedIn profile URL")
 location      ``postal_address.value`` (contact sync, as ``job_title``)
 member id     a custom text field found by name (default "syncd member id")
+synced at     a custom text field "syncd synced at": the instant of syncd's last write
 ============  ==========================================================================
+
+The notes syncd writes on a person end with a marker line (:func:`note_marker`); only notes
+that carry it are syncd's to delete or export (:func:`is_syncd_note`).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, NotRequired, TypedDict
 
 from connectors.base import FIELDS
@@ -33,8 +40,22 @@ from connectors.base import FIELDS
 JOB_TITLE: Final = "job_title"
 POSTAL_ADDRESS: Final = "postal_address"
 
-#: How many items a v2 list or search answers at most per page.
+#: How many items a v2 list or search (or a v1 list) answers at most per page.
 PAGE_LIMIT = 500
+
+#: The person custom field every write stamps with its time (``connectors.base.SYNCED_AT``).
+#: A ``varchar`` field (text, up to 255 characters), not a ``date``: Pipedrive's ``date``
+#: type holds only ``YYYY-MM-DD`` (``v2.yaml``, ``POST /personFields``), and a retention
+#: review and `syncd export` want the instant, which an ISO 8601 string keeps whole and
+#: still sorts as text.
+SYNCED_AT_FIELD: Final = "syncd synced at"
+
+#: The last line of every note syncd writes on a person, before the source's message id.
+#: Plain text, so it survives Pipedrive's sanitising of note HTML.
+NOTE_MARKER: Final = "relayed by syncd · message "
+_MARKER_LINE = re.compile(re.escape(NOTE_MARKER) + r"\S+")
+_BREAK = re.compile(r"<\s*(?:br|/p|/div|/li|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
 
 
 class ContactPoint(TypedDict):
@@ -137,6 +158,8 @@ class FieldMap:
     profile_url: str
     job_title: bool = False
     postal_address: bool = False
+    #: The key of the "syncd synced at" field.
+    synced_at: str = ""
 
 
 def primary(points: list[ContactPoint]) -> str | None:
@@ -238,6 +261,65 @@ def person_body(
     return body
 
 
+def synced_at(at: datetime) -> str:
+    """The "syncd synced at" value for a write made at ``at``: ISO 8601 in UTC, to the
+    second (``2026-01-14T10:20:00Z``)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamped(body: Mapping[str, object], field_map: FieldMap, at: datetime) -> dict[str, object]:
+    """``body`` with the "syncd synced at" field set to ``at``, beside its other custom
+    fields; unchanged while the field does not exist."""
+    out = dict(body)
+    if field_map.synced_at:
+        custom = out.get("custom_fields")
+        merged = dict(custom) if isinstance(custom, dict) else {}
+        out["custom_fields"] = {**merged, field_map.synced_at: synced_at(at)}
+    return out
+
+
+def synced_at_of(person: Person, field_map: FieldMap) -> str | None:
+    """The person's "syncd synced at" value as Pipedrive holds it, if any."""
+    value = person["custom_fields"].get(field_map.synced_at) if field_map.synced_at else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+# -- notes syncd writes ------------------------------------------------------------------------
+
+
+def note_marker(message_id: str) -> str:
+    """The marker line that ends the note syncd writes for the source message ``message_id``
+    (issue 12): ``relayed by syncd · message <id>``."""
+    token = "".join(message_id.split())
+    if not token:
+        raise ValueError("a note marker needs a message id")
+    return NOTE_MARKER + token
+
+
+def note_lines(content: str) -> list[str]:
+    """A note's content as Pipedrive answers it (sanitised HTML) as its non-empty lines of
+    plain text, spaces folded."""
+    text = html.unescape(_TAG.sub("", _BREAK.sub("\n", content)))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def is_syncd_note(content: str) -> bool:
+    """Whether a note is one syncd wrote: its last line of text is a :func:`note_marker`.
+    A human's note, even one that quotes a marker mid-text, is not."""
+    lines = note_lines(content)
+    return bool(lines) and _MARKER_LINE.fullmatch(lines[-1]) is not None
+
+
+def v1_time(value: str) -> datetime | None:
+    """A v1 timestamp (``2019-12-09 13:59:21``, UTC) as an aware datetime, or None."""
+    try:
+        parsed = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC)
+
+
 # -- JSON from the network, checked at the edge ----------------------------------------------
 
 
@@ -294,6 +376,24 @@ def person_from(item: object) -> Person | None:
     if isinstance(address, dict):
         person[POSTAL_ADDRESS] = {"value": _text(address.get("value"))}
     return person
+
+
+def note_from(item: object) -> Note | None:
+    """A v1 note from JSON, or None if it is not shaped like one."""
+    if not isinstance(item, dict) or _int(item.get("id")) is None:
+        return None
+    return {
+        "id": int(item["id"]),
+        "content": _text(item.get("content")) or "",
+        "person_id": _int(item.get("person_id")),
+        "org_id": _int(item.get("org_id")),
+        "deal_id": _int(item.get("deal_id")),
+        "user_id": _int(item.get("user_id")) or 0,
+        "add_time": _text(item.get("add_time")) or "",
+        "update_time": _text(item.get("update_time")) or "",
+        "active_flag": item.get("active_flag") is not False,
+        "pinned_to_person_flag": item.get("pinned_to_person_flag") is True,
+    }
 
 
 def field_from(item: object) -> FieldDefinition | None:

@@ -3,6 +3,12 @@
 v2, notes on API v1, and the OAuth token endpoint (``/oauth/token``, which Pipedrive serves
 on ``oauth.pipedrive.com``; here on the same app so one root URL serves both).
 
+Deleting a person marks it deleted, as Pipedrive does for 30 days before its purge: it
+leaves search, lists and :meth:`PipedriveSandbox.contact_count`, a write or a second delete
+answers 404, and ``GET /api/v2/persons/{id}`` still answers it with ``is_deleted: true``
+(the v2 person's flag; v1 answered ``active_flag: false``). Notes are added, listed by
+``person_id`` with v1's ``start``/``limit`` pages, and deleted.
+
 Emulated: ``x-api-token`` or Bearer auth (401 ``unauthorized access``), the refresh-token
 grant with HTTP Basic client auth, the envelope, validation (400), the token-based rate
 limits with their headers and 429 (see :mod:`connectors.pipedrive.sandbox.http`), hashed
@@ -29,6 +35,7 @@ from starlette.routing import Route
 
 from connectors.pipedrive.mapping import (
     JOB_TITLE,
+    PAGE_LIMIT,
     POSTAL_ADDRESS,
     FieldDefinition,
     Note,
@@ -87,12 +94,13 @@ class PipedriveSandbox:
     # -- what tests, the demo and `syncd sandbox` use -----------------------------------
 
     def snapshot(self) -> dict[str, list[object]]:
-        """Every live person and organization, syncd's custom fields, and every note."""
+        """Every live person and organization, syncd's custom fields, and every note not
+        deleted."""
         return {
             "persons": list(self.store.live_persons()),
             "organizations": [o for o in self.store.organizations.values() if not o["is_deleted"]],
             "person_fields": [f for f in self.store.fields if f["is_custom_field"]],
-            "notes": list(self.store.notes.values()),
+            "notes": list(self.store.live_notes()),
         }
 
     def rows(self) -> list[dict[str, str]]:
@@ -111,6 +119,10 @@ class PipedriveSandbox:
     def contact_count(self) -> int:
         """How many persons exist (deleted ones do not count)."""
         return len(self.store.live_persons())
+
+    def note_count(self, person_id: int | str) -> int:
+        """How many notes (not deleted) are on a person, the person deleted or not."""
+        return len(self.store.live_notes(int(person_id)))
 
     def company_of(self, person_id: int | str) -> str | None:
         """The name of the organization a person is linked to."""
@@ -241,6 +253,7 @@ class PipedriveSandbox:
             self._route(f"{v2}/organizations/{{id}}", self._get_org, "GET"),
             self._route("/api/v1/notes", self._list_notes, "GET"),
             self._route("/api/v1/notes", self._add_note, "POST"),
+            self._route("/api/v1/notes/{id}", self._delete_note, "DELETE"),
             *(
                 Route(prefix + suffix, self._retired, methods=_ALL)
                 for prefix in ("/api/v1/persons", "/v1/persons")
@@ -318,7 +331,7 @@ class PipedriveSandbox:
         return h.ok(self.store.create_person(await h.json_object(request)))
 
     async def _get_person(self, request: Request) -> Response:
-        return h.ok(self.store.person(h.path_id(request)))
+        return h.ok(self.store.person_or_deleted(h.path_id(request)))
 
     async def _patch_person(self, request: Request) -> Response:
         body = await h.json_object(request)
@@ -407,13 +420,13 @@ class PipedriveSandbox:
         person_id, org_id = h.query_int(query, "person_id"), h.query_int(query, "org_id")
         notes = [
             self._note_view(n)
-            for _, n in sorted(self.store.notes.items())
-            if n["active_flag"]
-            and (person_id is None or n["person_id"] == person_id)
-            and (org_id is None or n["org_id"] == org_id)
+            for n in self.store.live_notes(person_id)
+            if org_id is None or n["org_id"] == org_id
         ]
         start = h.query_int(query, "start", 0) or 0
         limit = h.query_int(query, "limit", 100) or 100
+        if limit > PAGE_LIMIT:
+            raise bad_request(f"limit must not exceed {PAGE_LIMIT}")
         more = start + limit < len(notes)
         pagination: dict[str, object] = {
             "start": start,
@@ -430,6 +443,10 @@ class PipedriveSandbox:
         else:
             body = await h.json_object(request)
         return h.ok(self._note_view(self.store.create_note(body)))
+
+    async def _delete_note(self, request: Request) -> Response:
+        self.store.delete_note(h.path_id(request))
+        return h.ok(True)
 
     def _note_view(self, note: Note) -> dict[str, object]:
         view: dict[str, object] = dict(note)

@@ -50,6 +50,7 @@ TOKEN_COST: dict[tuple[str, str], int] = {
     ("GET", "/api/v2/organizations/search"): 20,
     ("GET", "/api/v1/notes"): 20,
     ("POST", "/api/v1/notes"): 10,
+    ("DELETE", "/api/v1/notes/{id}"): 6,
 }
 
 

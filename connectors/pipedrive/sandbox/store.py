@@ -146,6 +146,14 @@ class Store:
             raise PipedriveError(404, "Person not found", "ERR_NOT_FOUND")
         return person
 
+    def person_or_deleted(self, person_id: int) -> Person:
+        """A person, live or marked deleted (kept until the purge), or a 404 for an id that
+        never was."""
+        person = self.persons.get(person_id)
+        if person is None:
+            raise PipedriveError(404, "Person not found", "ERR_NOT_FOUND")
+        return person
+
     def create_person(self, body: Mapping[str, object]) -> Person:
         """A new person from a ``POST /api/v2/persons`` body."""
         name = body.get("name")
@@ -232,8 +240,11 @@ class Store:
             person[POSTAL_ADDRESS] = _address(address) if address else None
 
     def delete_person(self, person_id: int) -> None:
-        """Mark a person deleted (Pipedrive purges it after 30 days)."""
-        self.person(person_id)["is_deleted"] = True
+        """Mark a person deleted: Pipedrive keeps it 30 days, then purges it (the purge is
+        not emulated). A person already deleted is not found again."""
+        person = self.person(person_id)
+        person["is_deleted"] = True
+        person["update_time"] = now_rfc3339()
 
     def live_persons(self) -> list[Person]:
         """Persons not marked deleted, by id."""
@@ -345,6 +356,23 @@ class Store:
         }
         self.notes[note["id"]] = note
         return note
+
+    def delete_note(self, note_id: int) -> None:
+        """``DELETE /api/v1/notes/{id}``: the note is gone from every list; a note that is
+        not there (or already deleted) is a 404."""
+        note = self.notes.get(note_id)
+        if note is None or not note["active_flag"]:
+            raise PipedriveError(404, "Note not found")
+        note["active_flag"] = False
+        note["update_time"] = now_v1()
+
+    def live_notes(self, person_id: int | None = None) -> list[Note]:
+        """Notes not deleted, by id; only the person's when ``person_id`` is given."""
+        return [
+            n
+            for _, n in sorted(self.notes.items())
+            if n["active_flag"] and (person_id is None or n["person_id"] == person_id)
+        ]
 
 
 def _optional_id(body: Mapping[str, object], key: str) -> int | None:
