@@ -1,8 +1,9 @@
 """Credentials: the OS keyring in production, memory in tests and the demo (P2).
 
 ``keyring`` is imported only when a :class:`KeyringTokenStore` is built. There is no
-plaintext fallback: a missing or file-based backend is :class:`KeyringUnavailable`, and a
-backend that fails once chosen (a locked collection, a Secret Service that went away) is
+plaintext fallback: a backend that is not an OS keyring on :data:`TRUSTED_MODULES` (an
+allow-list), or none that answers, is :class:`KeyringUnavailable` naming it, and a backend
+that fails once chosen (a locked collection, a Secret Service that went away) is
 :class:`CredentialStoreUnavailable`, naming the credential.
 No message, log line or ``repr`` here ever holds a credential's value.
 """
@@ -20,7 +21,18 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 SERVICE = "syncd"
-_PLAINTEXT_MODULES = ("keyrings.alt", "keyring.backends.null")
+_NONE = "keyring.backends.fail."  # what keyring answers when it finds no backend at all
+#: The modules of the keyring backends syncd accepts: the OS keyrings, nothing that could
+#: write a file. A chain is accepted only when every backend it chains is one of these.
+TRUSTED_MODULES = frozenset(
+    {
+        "keyring.backends.SecretService",  # Secret Service over D-Bus (gnome-keyring, KeePassXC)
+        "keyring.backends.libsecret",  # the same store through libsecret
+        "keyring.backends.kwallet",  # KWallet
+        "keyring.backends.macOS",  # macOS Keychain
+        "keyring.backends.Windows",  # Windows Credential Locker
+    }
+)
 
 
 def install_hint() -> str:
@@ -79,22 +91,39 @@ class MemoryTokenStore:
         return f"MemoryTokenStore(names={sorted(self._values)!r})"
 
 
-def _acceptable(backend: KeyringBackend) -> bool:
-    from keyring.backends import chainer, fail
-
+def _name(backend: KeyringBackend) -> str:
     kind = type(backend)
-    if isinstance(backend, fail.Keyring | chainer.ChainerBackend):
-        return False
-    if kind.__module__.startswith(_PLAINTEXT_MODULES):
-        return False  # keyrings.alt writes secrets to files, readable or trivially decrypted
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def trusted(backend: KeyringBackend) -> bool:
+    """Whether ``backend`` is one of the OS keyrings syncd keeps credentials in.
+
+    An allow-list by the module of the backend's own class: a third-party backend (a
+    file, a database, anything keyrings.alt-like) is refused even when it works, since
+    nothing tells it apart from one that writes secrets in plaintext.
+    """
+    return type(backend).__module__ in TRUSTED_MODULES
+
+
+def _works(backend: KeyringBackend) -> bool:
     try:
-        return float(kind.priority) > 0
+        return float(type(backend).priority) > 0
     except Exception:  # a backend says it is unusable by raising from `priority`
         return False
 
 
+def _refused(found: str, why: str) -> KeyringUnavailable:
+    return KeyringUnavailable(
+        "keyring",
+        f"{why} (found: {found}); {install_hint()}. "
+        "syncd never keeps credentials in a plaintext file.",
+    )
+
+
 def _usable_backend() -> KeyringBackend:
-    """The active keyring backend, or its best usable child when it is a chain."""
+    """The active keyring backend, or its best usable child when it is a chain of trusted
+    backends; KeyringUnavailable naming the backend otherwise."""
     try:
         import keyring
         from keyring.backends import chainer
@@ -107,14 +136,21 @@ def _usable_backend() -> KeyringBackend:
             "keyring",
             f"the OS keyring could not be opened ({type(error).__name__}); {install_hint()}",
         ) from None
+    untrusted = [_name(b) for b in candidates if not trusted(b)]
+    if untrusted and all(name.startswith(_NONE) for name in untrusted):
+        raise _refused(", ".join(untrusted), "no OS keyring was found")
+    if untrusted:
+        raise _refused(
+            ", ".join(untrusted),
+            "the keyring backend is not an OS keyring syncd trusts with credentials "
+            "(Secret Service, KWallet, macOS Keychain, Windows Credential Locker)",
+        )
     for backend in candidates:
-        if _acceptable(backend):
+        if _works(backend):
             return backend
-    names = ", ".join(f"{type(b).__module__}.{type(b).__name__}" for b in candidates)
-    raise KeyringUnavailable(
-        "keyring",
-        f"no usable OS keyring (found: {names or 'none'}); {install_hint()}. "
-        "syncd never keeps credentials in a plaintext file.",
+    raise _refused(
+        ", ".join(_name(b) for b in candidates) or "none",
+        "no OS keyring answers on this machine",
     )
 
 

@@ -23,6 +23,8 @@ from sync.secrets import (
 )
 
 SECRET = "canary-secret-6b1f0e9d2c3a4b5c"
+#: The module the suite's working backends claim: a class's module is not inherited.
+AS_SECRET_SERVICE = "keyring.backends.SecretService"
 
 
 def _unlisted(cls: type[KeyringBackend]) -> type[KeyringBackend]:
@@ -33,8 +35,10 @@ def _unlisted(cls: type[KeyringBackend]) -> type[KeyringBackend]:
 
 @_unlisted
 class DictKeyring(KeyringBackend):
-    """A working backend that keeps passwords in a dict."""
+    """A working backend that keeps passwords in a dict; it claims Secret Service's module,
+    since syncd accepts only the OS keyrings' backends (tests/unit/test_keyring_allowlist.py)."""
 
+    __module__ = AS_SECRET_SERVICE
     priority: float = 5  # a plain number instead of keyring's classproperty
 
     def __init__(self) -> None:
@@ -64,12 +68,16 @@ class PlaintextKeyring(DictKeyring):
 class ZeroKeyring(DictKeyring):
     """A backend that says it should not be used."""
 
+    __module__ = AS_SECRET_SERVICE
+
     priority: float = 0
 
 
 @_unlisted
 class RaisingPriorityKeyring(DictKeyring):
     """A backend whose priority check fails, as Secret Service does without D-Bus."""
+
+    __module__ = AS_SECRET_SERVICE
 
     @properties.classproperty
     def priority(cls) -> float:
@@ -79,6 +87,8 @@ class RaisingPriorityKeyring(DictKeyring):
 @_unlisted
 class LockedKeyring(DictKeyring):
     """A backend whose collection is locked; its errors quote what they were given."""
+
+    __module__ = AS_SECRET_SERVICE
 
     def get_password(self, service: str, username: str) -> str | None:
         raise KeyringLocked(f"locked while reading {username}")
@@ -91,6 +101,8 @@ class LockedKeyring(DictKeyring):
 class FlakyKeyring(DictKeyring):
     """A working backend that raises ``failure`` from every call while it is set, as a
     keyring locked (or a Secret Service stopped) mid-run does."""
+
+    __module__ = AS_SECRET_SERVICE
 
     def __init__(self) -> None:
         super().__init__()
@@ -205,15 +217,23 @@ class TestKeyringBackends:
         assert "gnome-keyring" in str(caught.value)
         assert "plaintext" in str(caught.value)
 
-    def test_chain_uses_best_safe_child(self, use_backend: Install) -> None:
-        """In a chain, the first usable non-plaintext child is used, never the plaintext one."""
-        plaintext, good = PlaintextKeyring(), DictKeyring()
-        use_backend(_chain(plaintext, good))
+    def test_chain_uses_best_usable_child(self, use_backend: Install) -> None:
+        """In a chain of trusted backends, the first usable child is used."""
+        unusable, good = ZeroKeyring(), DictKeyring()
+        use_backend(_chain(unusable, good))
         store = KeyringTokenStore()
         store.set("source", SECRET)
-        assert plaintext.values == {}
+        assert unusable.values == {}
         assert good.values == {("syncd", "source"): SECRET}
         assert "DictKeyring" in store.backend_name()
+
+    def test_chain_with_a_plaintext_child_is_refused(self, use_backend: Install) -> None:
+        """A chain holding one untrusted backend is refused whole, naming that backend."""
+        plaintext, good = PlaintextKeyring(), DictKeyring()
+        use_backend(_chain(good, plaintext))
+        with pytest.raises(KeyringUnavailable, match=r"keyrings\.alt\.file\.PlaintextKeyring"):
+            KeyringTokenStore()
+        assert plaintext.values == good.values == {}
 
     def test_errors_become_one_sentence(self, use_backend: Install) -> None:
         """A locked keyring or D-Bus error is KeyringUnavailable without the secret or cause."""
