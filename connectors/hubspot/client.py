@@ -5,7 +5,11 @@ identity and email by ``batch/read``, profile URL and name+company by search), l
 :func:`connectors.base.match` decide (several candidates: ``ambiguous``, nothing written),
 write only what :func:`connectors.base.fields_to_write` allows, create the rest in one
 ``batch/create`` associated with their company (:mod:`connectors.hubspot.companies`), and
-turn a 409 "Existing ID: N" into an update of N.
+turn a 409 "Existing ID: N" into an update of N. Every create and update also sets
+``syncd_synced_at`` to the time of the write; an ``unchanged`` contact is not written.
+
+``erase`` finds the person the same way and sends HubSpot's GDPR delete, never a plain
+``DELETE`` (which HubSpot keeps restorable for 90 days); ``export`` reads the record back.
 Docs: https://developers.hubspot.com/docs/api/crm/contacts
 """
 
@@ -24,6 +28,9 @@ from connectors.base import (
     Candidate,
     ConnectorSettings,
     Contact,
+    Erasure,
+    Holding,
+    Match,
     Presence,
     TargetOutcome,
     fields_to_write,
@@ -35,21 +42,30 @@ from connectors.hubspot.lookup import Lookup, candidate, record, records
 from connectors.hubspot.mapping import (
     BATCH_LIMIT,
     CUSTOM_PROPERTIES,
+    EXPORT_PROPERTIES,
     IDENTITY_PROPERTY,
     READ_PROPERTIES,
+    SYNCED_AT_PROPERTY,
     canonical,
+    synced_at_now,
+    to_fields,
     to_properties,
 )
 from sync.errors import FatalConnectorError
 from sync.retry import RetryPolicy
 
 CONTACTS = "/crm/v3/objects/contacts"
+#: Permanent deletion of a contact and its associated content; body ``{"objectId"}``
+#: (the record id; ``idProperty`` is left out, so the id is the record's own).
+GDPR_DELETE = f"{CONTACTS}/gdpr-delete"
 PROPERTIES = "/crm/v3/properties/contacts"
 ACCOUNT_DETAILS = "/account-info/v3/details"
 TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 - an endpoint path, not a secret
 _OK = range(200, 300)
 #: Answers about one record rather than the whole call: the caller sorts them out.
 _RECORD_ANSWERS = frozenset({*_OK, 400, 404, 409})
+#: A record gone since the lookup (deleted meanwhile, or a lagging search index).
+_GONE_OK = frozenset({*_OK, 404})
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 _DEFAULT_RETRY = RetryPolicy()
 
@@ -157,9 +173,7 @@ class HubSpotCRM:
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in HubSpot, with id, owner and a link; writes nothing."""
-        identity = await self._identity_exists()
-        pool = await self._lookup.candidates([contact], strict=self._strict, identity=identity)
-        verdict = match(contact, map(candidate, pool), strict=self._strict)
+        verdict = await self._locate(contact)
         if verdict.ambiguous:
             return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
         if verdict.record is None:
@@ -168,6 +182,62 @@ class HubSpotCRM:
         return Presence(
             True, id=found.id, owner=found.owner, url=await self._url(found.id), step=verdict.step
         )
+
+    async def erase(self, contact: Contact) -> Erasure:
+        """GDPR-delete the contact :func:`match` finds for ``contact``: permanent at once,
+        with its associated content; the companies it was linked to stay.
+
+        ``activities`` counts what syncd wrote on the contact that went with it: syncd
+        writes no activities in HubSpot yet, so it is 0 (once LinkedIn messages go in as
+        Communications carrying ``syncd_message_id``, it will be their number, counted on
+        the contact before the delete). A lost answer raises WriteUncertain; erasing again
+        then finds the person ``absent``.
+        """
+        verdict = await self._locate(contact)
+        if verdict.ambiguous:
+            return Erasure("ambiguous", step=verdict.step, candidates=verdict.ambiguous)
+        if verdict.record is None:
+            return Erasure("absent")
+        record_id = verdict.record.id
+        body = {"objectId": record_id}
+        answer = await self._call("POST", GDPR_DELETE, body=body, ok=_GONE_OK)
+        if answer.status_code == 404:
+            return Erasure("absent")
+        return Erasure("erased", id=record_id, step=verdict.step)
+
+    async def export(self, contact: Contact) -> Holding:
+        """What HubSpot holds now about the contact :func:`match` finds for ``contact``:
+        the mapped fields, read back by id, and ``syncd_synced_at``; writes nothing.
+        syncd writes no activities in HubSpot yet, so ``activities`` is empty."""
+        verdict = await self._locate(contact)
+        if verdict.ambiguous:
+            return Holding(False, step=verdict.step, candidates=verdict.ambiguous)
+        if verdict.record is None:
+            return Holding(False)
+        record_id = verdict.record.id
+        params = {"properties": ",".join(EXPORT_PROPERTIES)}
+        answer = await self._call("GET", f"{CONTACTS}/{record_id}", params=params, ok=_GONE_OK)
+        if answer.status_code == 404:
+            return Holding(False)
+        held = record(json_object(self._connector, answer))
+        if held is None:
+            raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed record")
+        props = held["properties"]
+        return Holding(
+            True,
+            id=record_id,
+            url=await self._url(record_id),
+            fields=to_fields(props),
+            synced_at=props.get(SYNCED_AT_PROPERTY) or None,
+            step=verdict.step,
+        )
+
+    async def _locate(self, contact: Contact) -> Match:
+        """:func:`match`'s verdict on ``contact`` among HubSpot's candidates, as upserts
+        find people; creates nothing (not even syncd's properties)."""
+        identity = await self._identity_exists()
+        pool = await self._lookup.candidates([contact], strict=self._strict, identity=identity)
+        return match(contact, map(candidate, pool), strict=self._strict)
 
     async def _identity_exists(self) -> bool:
         """Whether syncd's identity property exists (checked, never created, by ``find``)."""
@@ -253,6 +323,7 @@ class HubSpotCRM:
                 "properties": {
                     **to_properties(desired[i]),
                     IDENTITY_PROPERTY: contacts[i].member_id,
+                    SYNCED_AT_PROPERTY: synced_at_now(),
                 }
             }
             company_id = companies.get(desired[i].get("company", ""))
@@ -306,7 +377,11 @@ class HubSpotCRM:
     ) -> dict[int, TargetOutcome]:
         if not updates:
             return {}
-        inputs = [{"id": rid, "properties": props} for rid, props in updates.values()]
+        stamp = synced_at_now()
+        inputs = [
+            {"id": rid, "properties": {**props, SYNCED_AT_PROPERTY: stamp}}
+            for rid, props in updates.values()
+        ]
         path = f"{CONTACTS}/batch/update"
         response = await self._call("POST", path, body={"inputs": inputs}, ok=_RECORD_ANSWERS)
         if response.is_success:

@@ -10,7 +10,10 @@ network is checked into these TypedDicts at the edge; nothing past it is ``Any``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
+
+from connectors.base import SYNCED_AT
 
 #: Where syncd keeps the source's stable member id (``urn:li:member:2002``). A custom
 #: string property with ``hasUniqueValue``: HubSpot then refuses a second record with the
@@ -21,6 +24,12 @@ IDENTITY_PROPERTY = "syncd_member_id"
 #: (``hs_linkedin_url`` appears in third-party code, not in the docs, and may be
 #: enrichment-managed), so syncd brings its own, ensured like the identity property.
 LINKEDIN_PROPERTY = "syncd_linkedin_url"
+
+#: When syncd last wrote the contact: a custom ``datetime`` property (``fieldType``
+#: ``date``), ensured like the identity property and set by every create and update.
+#: HubSpot takes a datetime value as ISO 8601 or as epoch milliseconds and answers it as
+#: ISO 8601 UTC with milliseconds (https://developers.hubspot.com/docs/api/crm/properties).
+SYNCED_AT_PROPERTY = SYNCED_AT
 
 #: Canonical field -> HubSpot contact property.
 PROPERTY_OF: dict[str, str] = {
@@ -44,6 +53,9 @@ OWNER_PROPERTY = "hubspot_owner_id"
 
 #: Every property the client asks for when it reads a contact.
 READ_PROPERTIES: tuple[str, ...] = (*PROPERTY_OF.values(), IDENTITY_PROPERTY, OWNER_PROPERTY)
+
+#: What `syncd export` reads back: the mapped properties and when syncd last wrote.
+EXPORT_PROPERTIES: tuple[str, ...] = (*PROPERTY_OF.values(), IDENTITY_PROPERTY, SYNCED_AT_PROPERTY)
 
 #: Association type ids the later verbs need (HubSpot-defined): note -> contact, and
 #: contact -> company. Notes also need ``hs_timestamp``.
@@ -181,7 +193,24 @@ CUSTOM_PROPERTIES: tuple[PropertyCreate, ...] = (
         "hasUniqueValue": False,
         "formField": False,
     },
+    {
+        "name": SYNCED_AT_PROPERTY,
+        "label": "Last synced by syncd",
+        "description": "When syncd last wrote this contact; syncd sets it at each write. "
+        "A retention review can find contacts syncd has not refreshed for a long time.",
+        "type": "datetime",
+        "fieldType": "date",
+        "groupName": "contactinformation",
+        "hasUniqueValue": False,
+        "formField": False,
+    },
 )
+
+
+def synced_at_now() -> str:
+    """The value of :data:`SYNCED_AT_PROPERTY` for a write made now: ISO 8601 UTC with
+    milliseconds, the form HubSpot answers datetime values in."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def normalise(prop: str, value: str) -> str:

@@ -4,10 +4,11 @@ OAuth token refresh, as one ASGI app (see :class:`rig.sandbox.SandboxCore`).
 Emulated: Bearer auth (401 ``INVALID_AUTHENTICATION`` / ``EXPIRED_AUTHENTICATION``), the
 refresh-token grant, contacts by id or unique ``idProperty``, batch read/create/update/
 upsert/archive (at most 100 inputs; read answers 207 for missing ids; create takes
-``associations``), search (EQ, NEQ, IN, HAS_PROPERTY, CONTAINS_TOKEN with ``*``), property
-definitions, validation and unique values, companies with their search, contact→company
-associations (v4 default), account details, and a rolling per-token rate limit with
-HubSpot's headers.
+``associations``), the GDPR delete (permanent, associations gone, an unknown email
+blocklisted), datetime property values, search (EQ, NEQ, IN, HAS_PROPERTY,
+CONTAINS_TOKEN with ``*``), property definitions, validation and unique values, companies
+with their search, contact→company associations (v4 default), account details, and a
+rolling per-token rate limit with HubSpot's headers.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ class HubSpotSandbox:
     def _reset_records(self) -> None:
         # Property definitions stay: deleting records in HubSpot does not delete them.
         self.store.contacts.clear()
+        self.store.archived.clear()
+        self.store.blocklist.clear()
         self.companies.clear()
         self._windows.clear()
         self._daily.clear()
@@ -197,6 +200,7 @@ class HubSpotSandbox:
             self._route(c + "/batch/upsert", self._batch_upsert, "POST"),
             self._route(c + "/batch/archive", self._batch_archive, "POST"),
             self._route(c + "/search", self._search, "POST"),
+            self._route(c + "/gdpr-delete", self._gdpr_delete, "POST"),
             self._route(c, self._list, "GET"),
             self._route(c, self._create, "POST"),
             self._route(c + "/{contact_id}", self._get, "GET"),
@@ -300,6 +304,30 @@ class HubSpotSandbox:
     async def _archive(self, request: Request) -> tuple[int, object]:
         self.store.archive(request.path_params["contact_id"])
         self.companies.links.pop(request.path_params["contact_id"], None)
+        return 204, None
+
+    async def _gdpr_delete(self, request: Request) -> tuple[int, object]:
+        """``{"objectId", "idProperty"?}``: 204 once the contact and its associations are
+        gone for good; an ``email`` that no contact has is blocklisted (204 too).
+        https://developers.hubspot.com/docs/api/crm/contacts (GDPR delete)."""
+        body = await h.json_object(request)
+        object_id = body.get("objectId")
+        if (
+            not isinstance(object_id, str | int)
+            or isinstance(object_id, bool)
+            or not str(object_id).strip()
+        ):
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid input: objectId must not be empty.",
+                context={"objectId": ["must not be empty"]},
+            )
+        id_property = body.get("idProperty")
+        id_property = h.text(id_property, "idProperty") if id_property is not None else None
+        gone = self.store.gdpr_delete(str(object_id), id_property)
+        if gone is not None:
+            self.companies.links.pop(gone.id, None)
         return 204, None
 
     # -- batches -------------------------------------------------------------------------

@@ -28,6 +28,8 @@ _DETAIL_MESSAGE = {
     "PROPERTY_DOESNT_EXIST": "There is no contact property named {name}.",
     "READ_ONLY_VALUE": "The property {name} is read-only.",
     "INVALID_EMAIL": "The value of {name} is not an email address.",
+    "BLOCKLISTED_EMAIL": "The value of {name} was permanently deleted and cannot be used.",
+    "INVALID_DATETIME": "The value of {name} is not an ISO 8601 datetime or epoch milliseconds.",
 }
 
 

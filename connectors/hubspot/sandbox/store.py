@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from connectors.hubspot.mapping import PropertyCreate, PropertyDefinition, SimplePublicObject
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
 #: Answered for every contact, whatever ``properties`` asked for.
 ALWAYS = ("createdate", "hs_object_id", "lastmodifieddate")
 #: Answered when the request names no ``properties``.
@@ -101,11 +102,34 @@ class Contact:
     touched: float = field(default_factory=time.monotonic)
 
 
+def datetime_value(value: str) -> str | None:
+    """A datetime property value as HubSpot answers it (ISO 8601 UTC, milliseconds, ``Z``)
+    from what it accepts (ISO 8601 with an offset, or epoch milliseconds); None if neither.
+    https://developers.hubspot.com/docs/api/crm/properties (``datetime``)."""
+    text = value.strip()
+    try:
+        if _EPOCH_MS.match(text):
+            instant = datetime.fromtimestamp(int(text) / 1000, UTC)
+        else:
+            instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if instant.tzinfo is None or "T" not in text:
+                return None  # a datetime needs its time and its offset
+    except (ValueError, OverflowError, OSError):
+        return None
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class ContactStore:
     """Contacts keyed by id, and the property definitions that validate them."""
 
     def __init__(self) -> None:
         self.contacts: dict[str, Contact] = {}
+        #: Contacts a plain ``DELETE`` (or ``batch/archive``) removed: HubSpot keeps them
+        #: restorable for 90 days. A GDPR delete never puts anything here.
+        self.archived: dict[str, Contact] = {}
+        #: Emails a GDPR delete by email blocked because no contact had them: HubSpot then
+        #: refuses them on any contact.
+        self.blocklist: set[str] = set()
         self.properties = _standard_properties()
         self._last_id = 100  # HubSpot ids are numbers sent as strings
         # Seconds a write stays invisible to search, as HubSpot's index lags behind.
@@ -188,6 +212,16 @@ class ContactStore:
         clean = {k: (v.strip().lower() if k == "email" else v) for k, v in props.items()}
         if clean.get("email") and not _EMAIL.match(clean["email"]):
             problems.append(("INVALID_EMAIL", "email"))
+        elif clean.get("email") in self.blocklist:
+            problems.append(("BLOCKLISTED_EMAIL", "email"))
+        for name, value in props.items():
+            definition = self.properties.get(name)
+            if value and definition and definition["type"] == "datetime" and name not in READ_ONLY:
+                stamp = datetime_value(value)
+                if stamp is None:
+                    problems.append(("INVALID_DATETIME", name))
+                else:
+                    clean[name] = stamp
         if problems:
             # HubSpot's real message quotes the offending values; the sandbox does too,
             # so tests prove the client never passes this text on.
@@ -235,5 +269,21 @@ class ContactStore:
         contact.touched = time.monotonic()
 
     def archive(self, contact_id: str) -> None:
-        """Archive a contact; archiving one that is not there is not an error."""
-        self.contacts.pop(contact_id, None)
+        """Archive a contact (restorable for 90 days); archiving one that is not there is
+        not an error."""
+        contact = self.contacts.pop(contact_id, None)
+        if contact is not None:
+            self.archived[contact_id] = contact
+
+    def gdpr_delete(self, key: str, id_property: str | None = None) -> Contact | None:
+        """Delete a contact permanently (not archived); the deleted contact, or None when
+        ``id_property`` is ``email`` and no contact has it: the email is then blocklisted.
+        A record id (or other unique value) that matches nothing is a 404."""
+        contact = self.get(key, id_property)
+        if contact is None and id_property == "email":
+            self.blocklist.add(key.strip().lower())
+            return None
+        if contact is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", "No contact has that id.")
+        del self.contacts[contact.id]
+        return contact
