@@ -73,7 +73,12 @@ def _coerce(value: object, kind: type) -> tuple[bool, object]:
 
 
 def url_problem(value: str, instance: str = "NAME") -> str | None:
-    """Why ``value`` is not an acceptable API URL, or None."""
+    """Why ``value`` is not an acceptable API URL, or None; never quotes ``value``.
+
+    A user name, password, query string or fragment is refused: each is where a pasted
+    token would sit, and a URL is logged, shown and sent where a credential must not be.
+    """
+    keyring = f"credentials belong in the keyring (`syncd auth set {instance}`)"
     try:
         parts = urlsplit(value.strip())
         host = parts.hostname
@@ -82,14 +87,28 @@ def url_problem(value: str, instance: str = "NAME") -> str | None:
         return "is not a valid URL"
     if parts.scheme not in ("https", "http") or not host:
         return "must be an absolute https:// URL"
-    if parts.username is not None or parts.password is not None:
-        return (
-            "must not hold a user name or password: credentials belong in the keyring "
-            f"(`syncd auth set {instance}`)"
-        )
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return f"must not hold a user name or password: remove the part up to @; {keyring}"
+    if "?" in value:
+        return f"must not have a query string: remove the ? and all after it; {keyring}"
+    if "#" in value:
+        return f"must not have a fragment: remove the # and all after it; {keyring}"
     if parts.scheme == "http" and not is_loopback(host):
         return "must use https:// (http:// is allowed only for 127.0.0.1, ::1 and localhost)"
     return None
+
+
+def url_keys(options: Mapping[str, registry.Option]) -> tuple[str, ...]:
+    """The keys of a connector table that hold a URL: ``base_url``, the known URL options,
+    and any option named ``*_url`` or whose default is a URL."""
+    found = [
+        name
+        for name, option in options.items()
+        if name in URL_KEYS
+        or name.endswith("_url")
+        or (isinstance(option.default, str) and option.default.startswith(("https:", "http:")))
+    ]
+    return ("base_url", *found)
 
 
 def is_loopback(host: str) -> bool:
@@ -288,7 +307,7 @@ def connector_settings(
             else:
                 what = f"must be {_expected(option.type)}, not {type_name(table[name])}"
                 check.add(check.key(prefix, name), what)
-    for name in URL_KEYS:
+    for name in url_keys(info.options if info else {}):
         value = base_url if name == "base_url" else options.get(name)
         problem = url_problem(value, instance) if name in table and isinstance(value, str) else None
         if problem:
