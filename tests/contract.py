@@ -349,7 +349,8 @@ class CRMContract:
         await crm.aclose()
         assert updated.outcome == "updated"
         second = self.synced_at_of(sandbox, created.id)
-        assert first is not None and second is not None
+        assert first is not None
+        assert second is not None
         assert _instant(first) >= before
         assert _instant(second) >= _instant(first)
 
@@ -401,7 +402,9 @@ class CRMContract:
         crm = self.make_crm(sandbox, clock)
         email = ADA.fields["email"]
         one = self.seed_in_crm(sandbox, {"first_name": "Ada", "last_name": "L", "email": email})
-        two = self.seed_in_crm(sandbox, {"first_name": "A", "last_name": "Lovelace", "email": email})
+        two = self.seed_in_crm(
+            sandbox, {"first_name": "A", "last_name": "Lovelace", "email": email}
+        )
         erased = await crm.erase(ADA)
         await crm.aclose()
         assert erased.outcome == "ambiguous"
@@ -419,7 +422,8 @@ class CRMContract:
         await crm.aclose()
         assert held.found
         assert held.id == created.id
-        assert held.url and created.id in held.url
+        assert held.url
+        assert created.id in held.url
         assert held.fields["title"] == "Countess"
         for key in ("first_name", "last_name", "email"):
             assert held.fields[key] == ADA.fields[key]
