@@ -11,6 +11,18 @@ Companies. A Contact's company is its Account (``AccountId``), found by name or 
 a Lead's is the required ``Company`` text field. A Lead without a company gets
 :data:`LEAD_COMPANY_FALLBACK`, which reads as "no company" everywhere in syncd.
 
+Custom fields the user creates in the org (syncd never changes the org's schema):
+
+- ``LinkedIn_Member_Id__c`` on Contact and Lead: Text (255), External ID, Unique; the
+  source's member id (the name is configurable: ``external_id_field``).
+- ``LinkedIn_Profile_URL__c`` on Contact and Lead: URL; the person's profile URL.
+- ``syncd_synced_at__c`` on Contact and Lead: Date/Time; when syncd last wrote the record.
+  Every create and update sets it; `syncd export` shows it, and a retention review in the
+  org can find records syncd has not refreshed in years.
+- ``syncd_message_id__c`` on Task: Text (255); the source's id of the message a Task
+  records, set only on the Tasks syncd writes, so `syncd forget` deletes those and never a
+  Task a person logged.
+
 Shapes: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
 (errors), .../dome_upsert.htm (upsert by external id),
 .../resources_composite_sobjects_collections_upsert.htm (sObject Collections) and
@@ -20,6 +32,7 @@ Shapes: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Literal, NotRequired, TypedDict
 
 SObject = Literal["Contact", "Lead"]
@@ -32,6 +45,18 @@ EXTERNAL_ID_FIELD = "LinkedIn_Member_Id__c"
 #: The custom URL field where syncd writes the person's profile URL, and where it looks
 #: for a profile URL a human entered. The user creates it on Contact and Lead.
 PROFILE_URL_FIELD = "LinkedIn_Profile_URL__c"
+
+#: The custom Date/Time field every create and update sets to the time of the write (the
+#: Salesforce spelling of :data:`connectors.base.SYNCED_AT`).
+SYNCED_AT_FIELD = "syncd_synced_at__c"
+
+#: The custom Text field on the Tasks syncd writes (one per LinkedIn message, issue 12): the
+#: message's id. A Task with it set is syncd's; any other Task is a person's and stays.
+MESSAGE_ID_FIELD = "syncd_message_id__c"
+
+#: What Salesforce keeps after a DELETE: the record sits in the Recycle Bin, restorable by
+#: an admin, until it is purged.
+RETENTION = "kept in Salesforce's Recycle Bin for 15 days"
 
 #: ``Company`` of a Lead whose source has no company (Salesforce requires one).
 LEAD_COMPANY_FALLBACK = "[not provided]"
@@ -101,6 +126,14 @@ class SaveResult(TypedDict):
     created: NotRequired[bool]
 
 
+class DeleteResult(TypedDict):
+    """Each entry of an sObject Collections DELETE answer, in the order of the ids."""
+
+    id: str | None
+    success: bool
+    errors: list[RecordError]
+
+
 class QueryResult(TypedDict):
     """The answer of ``GET /services/data/vXX.X/query?q=...``."""
 
@@ -147,7 +180,13 @@ def to_sobject(obj: SObject, fields: Mapping[str, str]) -> dict[str, str]:
 
 def select_fields(obj: SObject, external_id_field: str) -> list[str]:
     """The fields a candidate query selects."""
-    fields = ["Id", "OwnerId", *dict.fromkeys(FIELD_OF[obj].values()), external_id_field]
+    fields = [
+        "Id",
+        "OwnerId",
+        *dict.fromkeys(FIELD_OF[obj].values()),
+        external_id_field,
+        SYNCED_AT_FIELD,
+    ]
     if obj == "Contact":
         fields.append(ACCOUNT_NAME)
     return fields
@@ -183,3 +222,21 @@ def text(record: Mapping[str, object], field: str) -> str | None:
     """A non-empty string field of a record, or None."""
     value = record.get(field)
     return value if isinstance(value, str) and value else None
+
+
+def salesforce_datetime(moment: datetime) -> str:
+    """``moment`` as Salesforce writes a DateTime: ``2024-05-20T20:49:32.000+0000`` (UTC)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """A Salesforce DateTime (``…+0000``) or Date (``2024-05-20``, midnight UTC) as an aware
+    datetime; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import quote as url_quote
 
 from connectors.base import Contact, name_key, profile_key
-from connectors.salesforce.mapping import ACCOUNT_NAME, FIELD_OF, SObject, select_fields
+from connectors.salesforce.mapping import (
+    ACCOUNT_NAME,
+    FIELD_OF,
+    MESSAGE_ID_FIELD,
+    SObject,
+    select_fields,
+)
 
 _ESCAPES = {
     "\\": "\\\\",
@@ -96,6 +102,15 @@ def account_queries(names: Iterable[str]) -> Iterator[str]:
         pending.append(clause)
     if pending:
         yield head + " OR ".join(pending)
+
+
+def task_query(record_id: str) -> str:
+    """The Tasks syncd wrote on one person (those carrying a message id), with the dates
+    `syncd export` shows."""
+    return (
+        "SELECT Id, ActivityDate, CreatedDate FROM Task "  # noqa: S608 - the id is a literal
+        f"WHERE WhoId = {literal(record_id)} AND {MESSAGE_ID_FIELD} != null"
+    )
 
 
 def _size(head: str, clauses: list[str]) -> int:

@@ -5,10 +5,11 @@ Emulated: ``POST /services/oauth2/token`` (a built-in connected app whose refres
 are the ``tokens`` the sandbox accepts; it answers ``instance_url`` = the root it is served
 at), Bearer sessions (401 ``INVALID_SESSION_ID`` once expired), the daily API limit
 counted in a rolling 24 hours (``Sforce-Limit-Info`` on every API answer, 403
-``REQUEST_LIMIT_EXCEEDED`` beyond it), ``limits``, a SOQL subset with paging, sObject rows
-by Id and by external id (upsert: 201/200/300), sObject Collections update and upsert
-(at most 200 records), validation, a unique external id and a standard-like duplicate rule
-on Email. Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+``REQUEST_LIMIT_EXCEEDED`` beyond it), ``limits``, a SOQL subset with paging (``query``, and
+``queryAll`` that also sees the Recycle Bin), sObject rows by Id and by external id (upsert:
+201/200/300; DELETE to the Recycle Bin, purged after 15 days), sObject Collections update,
+upsert and delete (at most 200 records), Tasks on a person (``WhoId``), validation, a
+unique external id and a standard-like duplicate rule on Email. Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class SalesforceSandbox:
             profile_url_field=PROFILE_URL_FIELD,
             external_id_unique=external_id_unique,
             duplicate_rule=duplicate_rule,
+            clock=clock,
         )
         self.usage = h.DailyUsage(api_limit, clock)
         self.rest = RestApi(self.org, query_batch_size=query_batch_size)
@@ -121,7 +123,7 @@ class SalesforceSandbox:
         return sorted(out, key=lambda row: row["id"])
 
     def contact_count(self) -> int:
-        """How many people the org holds (Contacts and Leads)."""
+        """How many people the org holds (Contacts and Leads; not the Recycle Bin's)."""
         return len(self.org.records["Contact"]) + len(self.org.records["Lead"])
 
     def edit(self, record_id: str, field: str, value: str) -> None:
@@ -157,6 +159,8 @@ class SalesforceSandbox:
     def _reset(self) -> None:
         for table in self.org.records.values():
             table.clear()
+        for deleted in self.org.bin.values():
+            deleted.clear()
         self.usage.clear()
         self.rest.reset()
 
@@ -198,6 +202,8 @@ class SalesforceSandbox:
             self._route(api + "/limits", self._limits, "GET"),
             self._route(api + "/query", rest.query, "GET"),
             self._route(api + "/query/{locator}", rest.query_more, "GET"),
+            self._route(api + "/queryAll", rest.query_all, "GET"),
+            self._route(api + "/queryAll/{locator}", rest.query_more, "GET"),
             self._route(rows, rest.create, "POST"),
             self._route(rows + "/{record_id}", rest.read, "GET"),
             self._route(rows + "/{record_id}", rest.update, "PATCH"),
@@ -205,6 +211,7 @@ class SalesforceSandbox:
             self._route(rows + "/{field}/{value:path}", rest.read_external, "GET"),
             self._route(rows + "/{field}/{value:path}", rest.upsert, "PATCH"),
             self._route(api + "/composite/sobjects", rest.collection_update, "PATCH"),
+            self._route(api + "/composite/sobjects", rest.collection_delete, "DELETE"),
             self._route(
                 api + "/composite/sobjects/{sobject}/{field}", rest.collection_upsert, "PATCH"
             ),

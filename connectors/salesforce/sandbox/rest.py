@@ -1,6 +1,7 @@
-"""The Salesforce sandbox's REST resources over its org: query, sObject rows (by Id and by
-external id) and sObject Collections. Each handler answers ``(status, body)`` or raises
-:class:`SalesforceError`; auth, limits and error bodies are the caller's.
+"""The Salesforce sandbox's REST resources over its org: query and queryAll, sObject rows (by
+Id and by external id) and sObject Collections (update, upsert, delete). Each handler
+answers ``(status, body)`` or raises :class:`SalesforceError`; auth, limits and error
+bodies are the caller's.
 
 Upsert by external id answers 201 (created), 200 (updated) or 300 with the URLs of every
 record holding the value
@@ -8,21 +9,27 @@ record holding the value
 collections answer 200 with one SaveResult per record, in order, and roll everything back
 on a failure when ``allOrNone`` is true
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm).
+A DELETE moves a record to the org's Recycle Bin: 204 for one record; for a collection
+(``?ids=a,b&allOrNone=…``, at most 200) 200 with one DeleteResult per id, in order
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_delete.htm).
 """
 
 from __future__ import annotations
 
 import copy
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from starlette.requests import Request
 
+from connectors.salesforce.mapping import BATCH_LIMIT
 from connectors.salesforce.sandbox import http as h
 from connectors.salesforce.sandbox import soql as sandbox_soql
 from connectors.salesforce.sandbox.store import Org, SalesforceError
 
 Answer = tuple[int, object]
+Item = TypeVar("Item")
 
 
 def not_found(message: str = "The requested resource does not exist") -> SalesforceError:
@@ -67,11 +74,19 @@ class RestApi:
     # -- query ---------------------------------------------------------------------------
 
     async def query(self, request: Request) -> Answer:
+        return self._query(request, all_rows=False)
+
+    async def query_all(self, request: Request) -> Answer:
+        """``queryAll``: as ``query``, with the records in the Recycle Bin."""
+        return self._query(request, all_rows=True)
+
+    def _query(self, request: Request, *, all_rows: bool) -> Answer:
         text = request.query_params.get("q")
         if not text:
             raise sandbox_soql.malformed("A query string is required (parameter q).")
         version = str(request.path_params["version"])
-        records = sandbox_soql.run(self.org, sandbox_soql.parse(text), version)
+        query = sandbox_soql.parse(text)
+        records = sandbox_soql.run(self.org, query, version, all_rows=all_rows)
         return 200, self._page(version, records)
 
     async def query_more(self, request: Request) -> Answer:
@@ -116,7 +131,9 @@ class RestApi:
 
     def _view(self, request: Request, obj: str, record: dict[str, str | None]) -> dict[str, object]:
         attributes = {"type": obj, "url": self.url(request, obj, record["Id"])}
-        return {"attributes": attributes, **self.org.view(obj, record)}
+        shown = self.org.view(obj, record)
+        return {"attributes": attributes, **{k: self.org.json_value(obj, k, v)
+                                             for k, v in shown.items()}}  # fmt: skip
 
     # -- rows by external id -------------------------------------------------------------
 
@@ -190,6 +207,36 @@ class RestApi:
 
         return 200, self._each(records, all_or_none, one, {"created": False})
 
+    async def collection_delete(self, request: Request) -> Answer:
+        """``DELETE …/composite/sobjects?ids=…&allOrNone=…``: one DeleteResult per id."""
+        ids = [i.strip() for i in request.query_params.get("ids", "").split(",") if i.strip()]
+        if not ids:
+            raise SalesforceError(400, "MISSING_ARGUMENT", "ids not specified", ("ids",))
+        if len(ids) > BATCH_LIMIT:
+            raise SalesforceError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {BATCH_LIMIT} records "
+                "into this call",
+            )
+        all_or_none = request.query_params.get("allOrNone", "").lower() == "true"
+
+        def one(record_id: str) -> dict[str, object]:
+            obj = self.org.object_of(record_id)
+            if obj is None or len(record_id) not in (15, 18) or not record_id.isalnum():
+                raise SalesforceError(400, "MALFORMED_ID", f"malformed id {record_id}")
+            try:
+                deleted = self.org.delete(obj, record_id)
+            except SalesforceError as error:
+                if error.code != "NOT_FOUND":
+                    raise
+                raise SalesforceError(
+                    400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"
+                ) from error
+            return {"id": deleted, "success": True, "errors": []}
+
+        return 200, self._each(ids, all_or_none, one, {})
+
     def _collection_type(self, record: dict[str, object], expected: str | None) -> str:
         kind = h.type_of(record)
         obj = next((o for o in self.org.schemas if kind and o.lower() == kind.lower()), None)
@@ -201,13 +248,13 @@ class RestApi:
 
     def _each(
         self,
-        records: list[dict[str, object]],
+        records: Sequence[Item],
         all_or_none: bool,
-        one: Callable[[dict[str, object]], dict[str, object]],
+        one: Callable[[Item], dict[str, object]],
         failed_extra: dict[str, object],
     ) -> list[dict[str, object]]:
         """One result per record; with ``all_or_none``, any failure undoes every write."""
-        saved = copy.deepcopy(self.org.records)
+        saved = copy.deepcopy((self.org.records, self.org.bin))
         results: list[dict[str, object]] = []
         for record in records:
             try:
@@ -216,7 +263,7 @@ class RestApi:
                 errors = [h.record_error(error)]
                 results.append({"id": None, "success": False, "errors": errors, **failed_extra})
         if all_or_none and any(r["success"] is False for r in results):
-            self.org.records = saved
+            self.org.records, self.org.bin = saved
             rolled = {
                 "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                 "message": "Record rolled back because not all records were valid and the "

@@ -1,7 +1,8 @@
 """The small SOQL subset the sandbox understands, parsed and run against its org.
 
 ``SELECT f, Rel.f FROM Object [WHERE cond] [LIMIT n]`` where ``cond`` combines
-``field = | != | LIKE literal`` with AND, OR and parentheses. String literals take the
+``field = | != | LIKE literal`` (a string, a number, ``true``, ``false`` or ``null``) with
+AND, OR and parentheses; ``queryAll`` also sees the Recycle Bin. String literals take the
 backslash escapes of
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
 (any other backslash is an error, as is an unescaped quote); string comparisons ignore
@@ -27,7 +28,7 @@ _ESCAPES = {
 }  # fmt: skip
 #: Marks a LIKE escape (``\\%``, ``\\_``) in an unescaped literal.
 _LITERAL = "\x00"
-_KEYWORDS = {"SELECT", "FROM", "WHERE", "AND", "OR", "LIMIT", "LIKE", "NULL"}
+_KEYWORDS = {"SELECT", "FROM", "WHERE", "AND", "OR", "LIMIT", "LIKE", "NULL", "TRUE", "FALSE"}
 #: Relationship name -> (object it belongs to, lookup field, related object).
 RELATIONSHIPS = {("Contact", "Account"): ("AccountId", "Account")}
 
@@ -171,6 +172,8 @@ class _Parser:
         self.pos += 1
         if (kind, value) == ("kw", "NULL") and op != "LIKE":
             return Compare(field, op, None)
+        if kind == "kw" and value in ("TRUE", "FALSE") and op != "LIKE":
+            return Compare(field, op, value.lower())
         if kind not in ("str", "num"):
             raise malformed(f"unexpected token: '{value or '<EOF>'}'")
         return Compare(field, op, value)
@@ -216,8 +219,9 @@ def holds(cond: Compare | Junction, record: dict[str, str | None], get: Getter) 
     return equal if cond.op == "=" else not equal
 
 
-def run(org: Org, query: Query, version: str) -> list[dict[str, object]]:
-    """The records ``query`` selects, shaped as a query answer's ``records``."""
+def run(org: Org, query: Query, version: str, *, all_rows: bool = False) -> list[dict[str, object]]:
+    """The records ``query`` selects, shaped as a query answer's ``records``; with
+    ``all_rows`` (``queryAll``) the Recycle Bin's too."""
     obj = next((o for o in org.schemas if o.lower() == query.obj.lower()), None)
     if obj is None:
         raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{query.obj}' is not supported.")
@@ -259,14 +263,15 @@ def run(org: Org, query: Query, version: str) -> list[dict[str, object]]:
     fields = [resolve(f) for f in query.fields]
     if query.where is not None:
         _check(query.where, resolve)
-    rows = [r for r in org.rows(obj) if query.where is None or holds(query.where, r, get)]
+    every = org.rows_all(obj) if all_rows else org.rows(obj)
+    rows = [r for r in every if query.where is None or holds(query.where, r, get)]
     out: list[dict[str, object]] = []
     for record in rows[: query.limit]:
         view = org.view(obj, record)
         item: dict[str, object] = {"attributes": _attributes(obj, view["Id"], version)}
         for parts in fields:
             if len(parts) == 1:
-                item[parts[0]] = view.get(parts[0])
+                item[parts[0]] = org.json_value(obj, parts[0], view.get(parts[0]))
                 continue
             parent = related(record, parts[0])
             if parent is None:

@@ -1,5 +1,11 @@
-"""The Salesforce sandbox's org: Accounts, Contacts and Leads with Salesforce's validation,
-18-character ids, a unique external id field and a standard-like duplicate rule. No HTTP.
+"""The Salesforce sandbox's org: Accounts, Contacts, Leads and Tasks with Salesforce's
+validation, 18-character ids, a unique external id field, a standard-like duplicate rule and
+a Recycle Bin. No HTTP.
+
+A deleted record goes to the Recycle Bin: ``IsDeleted`` becomes true, plain queries and
+reads no longer see it (a read, update or second delete answers 404 ``ENTITY_IS_DELETED``),
+``queryAll`` still does, and it is purged :data:`RECYCLE_BIN_DAYS` days after the delete
+(https://help.salesforce.com/s/articleView?id=sf.home_delete.htm).
 
 Validation answers the error codes of
 https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm#statuscode
@@ -14,14 +20,28 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+from connectors.salesforce.mapping import MESSAGE_ID_FIELD, SYNCED_AT_FIELD, salesforce_datetime
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _SUFFIX = string.ascii_uppercase + "012345"
-PREFIX = {"Account": "001", "Contact": "003", "Lead": "00Q", "User": "005", "Organization": "00D"}
+PREFIX = {
+    "Account": "001",
+    "Contact": "003",
+    "Lead": "00Q",
+    "Task": "00T",
+    "User": "005",
+    "Organization": "00D",
+}
+#: How long a deleted record stays in the Recycle Bin before it is purged.
+RECYCLE_BIN_DAYS = 15
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DUPLICATE_MESSAGE = (
     "You're creating a duplicate record. We recommend you use an existing record instead."
 )
@@ -51,7 +71,7 @@ class Field:
     """One field of an object: its label (for messages), kind, length and rules."""
 
     label: str
-    kind: str = "string"  # string | email | reference | id | datetime
+    kind: str = "string"  # string | email | reference | id | datetime | date | boolean
     length: int = 255
     required: bool = False
     writable: bool = True
@@ -64,6 +84,7 @@ def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[st
         "OwnerId": Field("Owner ID", "reference", 18),
         "CreatedDate": Field("Created Date", "datetime", writable=False),
         "LastModifiedDate": Field("Last Modified Date", "datetime", writable=False),
+        "IsDeleted": Field("Deleted", "boolean", writable=False),
     }
     person = {
         "Name": Field("Full Name", length=121, writable=False),
@@ -74,6 +95,7 @@ def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[st
         "Title": Field("Title", length=128),
         external_id_field: Field("LinkedIn Member Id", length=255),
         profile_url_field: Field("LinkedIn Profile URL", length=255),
+        SYNCED_AT_FIELD: Field("syncd synced at", "datetime"),
     }
     return {
         "Account": {**system, "Name": Field("Account Name", length=255, required=True)},
@@ -90,7 +112,24 @@ def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[st
             "City": Field("City", length=40),
             "Status": Field("Status", length=255, required=True),
         },
+        "Task": {
+            **system,
+            "WhoId": Field("Name ID", "reference", 18),
+            "Subject": Field("Subject", length=255),
+            "Status": Field("Status", length=255, required=True),
+            "Priority": Field("Priority", length=255, required=True),
+            "ActivityDate": Field("Due Date Only", "date"),
+            "Description": Field("Description", length=32_000),
+            MESSAGE_ID_FIELD: Field("syncd message id", length=255),
+        },
     }
+
+
+#: Picklist defaults a new record gets when the request leaves the field out.
+DEFAULTS = {
+    "Lead": {"Status": "Open - Not Contacted"},
+    "Task": {"Status": "Not Started", "Priority": "Normal"},
+}
 
 
 def make_id(prefix: str, number: int) -> str:
@@ -122,6 +161,7 @@ class Org:
         profile_url_field: str,
         external_id_unique: bool = True,
         duplicate_rule: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.external_id_field = external_id_field
         self.schemas = schemas(external_id_field, profile_url_field)
@@ -130,6 +170,11 @@ class Org:
         self.user_id = make_id(PREFIX["User"], 1)
         self.org_id = make_id(PREFIX["Organization"], 1)
         self.records: dict[str, dict[str, dict[str, str | None]]] = {o: {} for o in self.schemas}
+        #: The Recycle Bin: deleted records by object and id, with the clock time of the delete.
+        self.bin: dict[str, dict[str, tuple[dict[str, str | None], float]]] = {
+            o: {} for o in self.schemas
+        }
+        self._clock = clock
         self._counter = 0
 
     # -- reading -------------------------------------------------------------------------
@@ -150,11 +195,34 @@ class Org:
         return table.get(record_id)
 
     def require(self, obj: str, record_id: str) -> dict[str, str | None]:
-        """A record by id, or 404 NOT_FOUND."""
+        """A record by id, or 404 ENTITY_IS_DELETED (in the Recycle Bin) or NOT_FOUND."""
         record = self.find(obj, record_id)
         if record is None:
+            if self.deleted(obj, record_id) is not None:
+                raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         return record
+
+    def deleted(self, obj: str, record_id: str) -> dict[str, str | None] | None:
+        """A record in the Recycle Bin by its 18- or 15-character id."""
+        self.purge()
+        table = self.bin.get(obj, {})
+        if len(record_id) == 15:
+            return next((r for k, (r, _) in table.items() if k[:15] == record_id), None)
+        entry = table.get(record_id)
+        return entry[0] if entry else None
+
+    def rows_all(self, obj: str) -> Iterator[dict[str, str | None]]:
+        """Every record of ``obj`` including the Recycle Bin's, as ``queryAll`` sees them."""
+        self.purge()
+        return iter([*self.records[obj].values(), *(r for r, _ in self.bin[obj].values())])
+
+    def purge(self) -> None:
+        """Empty the Recycle Bin of records deleted more than 15 days ago."""
+        horizon = self._clock() - RECYCLE_BIN_DAYS * 86_400
+        for table in self.bin.values():
+            for key in [k for k, (_, when) in table.items() if when <= horizon]:
+                del table[key]
 
     def by_value(self, obj: str, field: str, value: str) -> list[dict[str, str | None]]:
         """Records whose ``field`` equals ``value``, ignoring case (as SOQL's = does)."""
@@ -182,10 +250,9 @@ class Org:
         """A new record, validated; raises SalesforceError as Salesforce would answer."""
         clean = self.validate(obj, values)
         defaults: dict[str, str | None] = {f: None for f in self.schemas[obj]}
-        if obj != "Account":
+        if obj in ("Contact", "Lead"):
             del defaults["Name"]  # a person's Name is computed (see view)
-        if obj == "Lead":
-            defaults["Status"] = "Open - Not Contacted"
+        defaults |= DEFAULTS.get(obj, {}) | {"IsDeleted": "false"}
         record = {**defaults, **{k: v for k, v in clean.items() if v is not None}}
         self._check_record(obj, record, None)
         if self.duplicate_rule and not allow_duplicates and obj in ("Contact", "Lead"):
@@ -205,10 +272,22 @@ class Org:
         record |= clean
         record["LastModifiedDate"] = now_iso()
 
-    def delete(self, obj: str, record_id: str) -> None:
-        """Remove a record (Salesforce's recycle bin is not emulated)."""
+    def delete(self, obj: str, record_id: str) -> str:
+        """Move a record to the Recycle Bin; its 18-character id. 404 ENTITY_IS_DELETED if
+        it is there already, NOT_FOUND if it never was."""
         record = self.require(obj, record_id)
-        del self.records[obj][str(record["Id"])]
+        key = str(record["Id"])
+        del self.records[obj][key]
+        record |= {"IsDeleted": "true", "LastModifiedDate": now_iso()}
+        self.bin[obj][key] = (record, self._clock())
+        return key
+
+    def json_value(self, obj: str, name: str, value: str | None) -> object:
+        """A stored value as a JSON answer shows it (booleans as true/false)."""
+        spec = self.schemas[obj].get(name)
+        if spec is not None and spec.kind == "boolean" and value is not None:
+            return value == "true"
+        return value
 
     def validate(self, obj: str, values: Mapping[str, object]) -> dict[str, str | None]:
         """``values`` as stored strings (null clears), or the error Salesforce answers."""
@@ -250,6 +329,8 @@ class Org:
                 f"{spec.label}: data value too large: {value} (max length={spec.length})",
                 (name,),
             )
+        if spec.kind in ("datetime", "date"):
+            return _temporal(spec.kind, value)
         if spec.kind == "email" and not _EMAIL.match(value):
             raise SalesforceError(
                 400,
@@ -324,3 +405,21 @@ class Org:
         raise SalesforceError(
             400, "DUPLICATES_DETECTED", DUPLICATE_MESSAGE, extra={"duplicateResult": result}
         )
+
+
+def _temporal(kind: str, value: str) -> str:
+    """A DateTime (any offset; stored in UTC as Salesforce answers it) or a Date, or the
+    400 JSON_PARSER_ERROR Salesforce answers for a value it cannot read as one."""
+    try:
+        if kind == "date" and _DATE.match(value):
+            return date.fromisoformat(value).isoformat()
+        if kind == "datetime" and _DATETIME.match(value):
+            return salesforce_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    raise SalesforceError(
+        400,
+        "JSON_PARSER_ERROR",
+        f"Cannot deserialize instance of {kind} from VALUE_STRING value {value} or request "
+        "may be missing a required field at [line:1, column:1]",
+    )
