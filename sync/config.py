@@ -50,6 +50,11 @@ class DaemonConfig:
 
         return Path(platformdirs.user_state_dir("syncd")) / "journal"
 
+    def do_not_sync_path(self) -> Path:
+        """The do-not-sync list: ``do-not-sync`` in the state directory that holds the
+        journal (the parent of ``journal_dir`` when that is set)."""
+        return self.journal_path().parent / "do-not-sync"
+
     def log_path(self) -> Path | None:
         """The log file, or None for stderr."""
         if self.log_file == "-":
