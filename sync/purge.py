@@ -275,8 +275,8 @@ def remove_files(p: Plan, report: Report, *, keep_config: bool = False) -> None:
         )
     else:
         remove_file(p.config_file, report, "the config")
-        for partial in _glob(p.config_file.parent, (".config-*.tmp",)):
-            remove_file(partial, report, "an unfinished config write")
+    for partial in _glob(p.config_file.parent, (".config-*.tmp",)):
+        remove_file(partial, report, "an unfinished config write")
     remove_empty_dirs(p.own_dirs, report)
 
 
