@@ -21,6 +21,7 @@ from connectors.salesforce.mapping import (
     FIELD_OF,
     LEAD_COMPANY_FALLBACK,
     PROFILE_URL_FIELD,
+    SYNCED_AT_FIELD,
 )
 from connectors.salesforce.sandbox import soql as sandbox_soql
 from connectors.salesforce.sandbox.app import SalesforceSandbox
@@ -40,6 +41,7 @@ class TestSalesforceContract(CRMContract):
     """The shared CRM contract, run against the Salesforce client and sandbox."""
 
     type_name = "salesforce"
+    retention = "kept in Salesforce's Recycle Bin for 15 days"
 
     def make_sandbox(self) -> SalesforceSandbox:
         return SalesforceSandbox(tokens=[TOKEN])
@@ -80,6 +82,10 @@ class TestSalesforceContract(CRMContract):
 
     def write_path_prefix(self) -> str:
         return f"{DATA}/sobjects/Contact"
+
+    def synced_at_of(self, sandbox: Any, crm_id: str) -> str | None:
+        held = sandbox.org.find("Contact", crm_id)
+        return None if held is None else held[SYNCED_AT_FIELD]
 
 
 # -- helpers --------------------------------------------------------------------------

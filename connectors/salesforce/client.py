@@ -5,10 +5,22 @@ candidate by external id, profile URL, email and, unless strict, name within the
 :func:`connectors.base.match` decides. A new person, or one already carrying their member
 id, is written by external id (``PATCH …/sobjects/<Object>/<Field>/<value>``, or sObject
 Collections for several); a record a human made is updated by Id and gets the member id.
-Only what :func:`connectors.base.fields_to_write` allows is sent; nothing when nothing
-changes. Duplicate rules are left on (no ``Sforce-Duplicate-Rule-Header``): a
-``DUPLICATES_DETECTED`` record is reported failed, never forced in.
+Only what :func:`connectors.base.fields_to_write` allows is sent, with
+``syncd_synced_at__c`` set to the time of the write; nothing when nothing changes. Duplicate
+rules are left on (no ``Sforce-Duplicate-Rule-Header``): a ``DUPLICATES_DETECTED`` record is
+reported failed, never forced in.
+
+``erase`` finds the person as an upsert would, deletes the Tasks syncd wrote on them (those
+carrying ``syncd_message_id__c``; sObject Collections DELETE, 200 ids a call), then the
+record (a DELETE of the row); Salesforce keeps both in its Recycle Bin for 15 days. A
+DELETE is never resent after a lost answer: WriteUncertain goes up, and ``erase`` run again
+finds the person absent or deletes what is left. ``export`` reads the same record, its
+``syncd_synced_at__c`` and the dates of syncd's Tasks, and writes nothing.
+
+Every request passes :func:`connectors.salesforce.hosts.may_receive_token` before it leaves:
+the access token goes only to a Salesforce host or the login host.
 Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm
+https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_delete.htm
 """
 
 from __future__ import annotations
@@ -16,37 +28,46 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import ClassVar, cast
 from urllib.parse import quote
 
 import httpx
 
-from connectors._http import json_object
+from connectors._http import json_body, json_object
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor
 from connectors.base import (
     Candidate,
     ConnectorSettings,
     Contact,
+    Erasure,
+    Holding,
+    Match,
     Presence,
     TargetOutcome,
     fields_to_write,
     match,
 )
-from connectors.salesforce import errors, outcomes, ratelimit, soql
+from connectors.salesforce import errors, hosts, outcomes, ratelimit, soql
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
     EXTERNAL_ID_FIELD,
     LEAD_COMPANY_FALLBACK,
+    MESSAGE_ID_FIELD,
     OBJECTS,
+    RETENTION,
+    SYNCED_AT_FIELD,
     SObject,
     canonical,
     has_name,
+    parse_datetime,
     record_fields,
+    salesforce_datetime,
     text,
     to_sobject,
 )
-from sync.errors import FatalConnectorError, RecordRejected, SyncdError
+from sync.errors import AuthError, FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -59,6 +80,8 @@ _DEFAULT_RETRY = RetryPolicy()
 
 #: What one write needs: the member id, the record's Id if known, and the sObject body.
 Write = tuple[str, str | None, dict[str, str]]
+#: A candidate record, and the row the query answered for it.
+Found = tuple[Candidate, dict[str, object]]
 
 
 class SalesforceCRM:
@@ -86,14 +109,18 @@ class SalesforceCRM:
         self.api_usage: tuple[int, int] | None = None
         self._accounts: dict[str, str] = {}
         self._problem: SyncdError | None = self._check_options(version)
+        try:
+            self._login = httpx.URL(self._login_url())
+            token_url = str(self._login.join(TOKEN_PATH))
+        except httpx.InvalidURL:
+            self._login = httpx.URL(DEFAULT_LOGIN_URL)
+            token_url = str(self._login.join(TOKEN_PATH))
+            self._problem = FatalConnectorError(
+                self._connector, f"{self._connector}: login_url is not a URL; fix it in the config"
+            )
         # OAuth only: the refresh sends the app's id and secret in the form, and its answer
         # names the org's instance, where every API call then goes.
-        vendor = Vendor(
-            errors.classify,
-            token_url=self._login_url().rstrip("/") + TOKEN_PATH,
-            plain=None,
-            instance_url=True,
-        )
+        vendor = Vendor(errors.classify, token_url=token_url, plain=None, instance_url=True)
         self._session = Session(
             self._connector,
             credential,
@@ -101,6 +128,7 @@ class SalesforceCRM:
             transport=transport,
             retry=retry,
             limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
+            on_request=[self._guard],
             on_response=[self._saw],
         )
 
@@ -124,16 +152,55 @@ class SalesforceCRM:
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in the org, by :func:`match`; writes nothing."""
-        verdict = match(contact, await self._candidates([contact]), strict=self._strict)
+        verdict, _ = await self._person(contact)
         if verdict.record is None:
             return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
-        instance = await self._session.ready()
         rid = verdict.record.id
         return Presence(
             True,
             id=rid,
             owner=verdict.record.owner,
-            url=f"{instance}/lightning/r/{self._object}/{rid}/view",
+            url=await self._link(rid),
+            step=verdict.step,
+        )
+
+    async def erase(self, contact: Contact) -> Erasure:
+        """Delete the person :func:`match` finds and the Tasks syncd wrote on them (to the
+        Recycle Bin, for 15 days); Accounts stay."""
+        verdict, _ = await self._person(contact)
+        if verdict.record is None:
+            if verdict.ambiguous:
+                return Erasure("ambiguous", step=verdict.step, candidates=verdict.ambiguous)
+            return Erasure("absent")
+        rid = verdict.record.id
+        tasks = [t for t in (text(r, "Id") for r in await self._tasks(rid)) if t]
+        deleted = 0
+        for start in range(0, len(tasks), BATCH_LIMIT):
+            deleted += await self._delete_tasks(tasks[start : start + BATCH_LIMIT])
+        path = f"{self._data}/sobjects/{self._object}/{quote(rid, safe='')}"
+        # A lost answer is not resent: erase runs again and finds what is left.
+        response = await self._call("DELETE", path, ok={204, 404}, idempotent=False)
+        if response.status_code == 404 and _first_code(response) != "ENTITY_IS_DELETED":
+            return Erasure("absent", activities=deleted)
+        return Erasure("erased", id=rid, activities=deleted, retention=RETENTION, step=verdict.step)
+
+    async def export(self, contact: Contact) -> Holding:
+        """What the org holds about the person :func:`match` finds; writes nothing."""
+        verdict, row = await self._person(contact)
+        if verdict.record is None or row is None:
+            return Holding(False, step=verdict.step, candidates=verdict.ambiguous)
+        rid = verdict.record.id
+        dates = [
+            parse_datetime(task.get("ActivityDate")) or parse_datetime(task.get("CreatedDate"))
+            for task in await self._tasks(rid)
+        ]
+        return Holding(
+            True,
+            id=rid,
+            url=await self._link(rid),
+            fields=dict(verdict.record.fields),
+            activities=tuple(sorted(d for d in dates if d is not None)),
+            synced_at=text(row, SYNCED_AT_FIELD),
             step=verdict.step,
         )
 
@@ -163,6 +230,24 @@ class SalesforceCRM:
             return FatalConnectorError(c, f"{c}: api_version must look like v62.0")
         return None
 
+    async def _guard(self, request: httpx.Request) -> None:
+        """Stop a request, before it leaves, to a host that must not get the token."""
+        if not hosts.may_receive_token(request.url, self._login):
+            c = self._connector
+            raise AuthError(
+                c,
+                f"{c} named an instance that is not https on a Salesforce host "
+                "(*.salesforce.com, *.force.com) or the login host, so syncd sent it nothing; "
+                f"check login_url in the config, then store the credential again with "
+                f"`syncd auth set {c}`",
+            )
+
+    async def _link(self, record_id: str) -> str:
+        """The record's page in Lightning Experience."""
+        instance = httpx.URL(await self._session.ready())
+        path = f"/lightning/r/{self._object}/{quote(record_id, safe='')}/view"
+        return str(instance.join(path))
+
     async def _saw(self, response: httpx.Response) -> None:
         usage = errors.api_usage(response)
         if usage is not None:
@@ -176,24 +261,41 @@ class SalesforceCRM:
         body: object = None,
         params: Mapping[str, str] | None = None,
         ok: Container[int] = _OK,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         if self._problem is not None:
             raise self._problem
-        return await self._session.call(method, path, body=body, params=params, ok=ok)
+        return await self._session.call(
+            method, path, body=body, params=params, ok=ok, idempotent=idempotent
+        )
 
-    async def _query(self, query: str) -> list[dict[str, object]]:
-        """Every record a SOQL query answers, following ``nextRecordsUrl``."""
+    async def _query(
+        self, query: str, *, fields: str = "", missing_field_means_none: bool = False
+    ) -> list[dict[str, object]]:
+        """Every record a SOQL query answers, following ``nextRecordsUrl``.
+
+        ``fields`` names the custom fields a refusal hints at; with
+        ``missing_field_means_none``, an org without one of them (400 INVALID_FIELD) holds
+        no such record.
+        """
         c = self._connector
-        try:
-            response = await self._call("GET", f"{self._data}/query", params={"q": query})
-        except RecordRejected as error:
+        response = await self._call(
+            "GET", f"{self._data}/query", params={"q": query}, ok={*_OK, 400}
+        )
+        if response.status_code == 400:
+            if missing_field_means_none and _first_code(response) == "INVALID_FIELD":
+                return []
+            error = errors.classify(c, response)
+            wanted = fields or (
+                f"the fields {self._ext}, the profile URL field and {SYNCED_AT_FIELD} exist "
+                f"on {self._object}"
+            )
             raise FatalConnectorError(
                 c,
-                f"{c} refused syncd's query ({error}); check that the fields {self._ext} and "
-                f"the profile URL field exist on {self._object} and are visible to the "
-                "connected app's user",
-                status=error.status,
-            ) from error
+                f"{c} refused syncd's query ({error}); check that {wanted} and that the "
+                "connected app's user can see them",
+                status=400,
+            )
         records: list[dict[str, object]] = []
         while True:
             page = json_object(c, response)
@@ -204,25 +306,86 @@ class SalesforceCRM:
             following = page.get("nextRecordsUrl")
             if page.get("done") is not False or not isinstance(following, str):
                 return records
-            response = await self._call("GET", following)
+            path = hosts.page_path(following)
+            if path is None:
+                raise FatalConnectorError(
+                    c,
+                    f"{c} answered a query page link that is not a path on its instance; "
+                    "syncd did not follow it",
+                )
+            response = await self._call("GET", path)
 
     # -- matching ------------------------------------------------------------------------
 
-    async def _candidates(self, contacts: Sequence[Contact]) -> list[Candidate]:
-        """Every record that might be one of ``contacts``."""
-        found: dict[str, Candidate] = {}
+    async def _found(self, contacts: Sequence[Contact]) -> dict[str, Found]:
+        """Every record that might be one of ``contacts``, with its row, by Id."""
+        found: dict[str, Found] = {}
         obj = self._object
         for query in soql.candidate_queries(obj, contacts, self._ext, strict=self._strict):
             for record in await self._query(query):
                 rid = text(record, "Id")
                 if rid:
-                    found[rid] = Candidate(
+                    candidate = Candidate(
                         id=rid,
                         member_id=text(record, self._ext),
                         fields=record_fields(obj, record),
                         owner=text(record, "OwnerId"),
                     )
-        return list(found.values())
+                    found[rid] = (candidate, record)
+        return found
+
+    async def _candidates(self, contacts: Sequence[Contact]) -> list[Candidate]:
+        """Every record that might be one of ``contacts``."""
+        return [candidate for candidate, _ in (await self._found(contacts)).values()]
+
+    async def _person(self, contact: Contact) -> tuple[Match, dict[str, object] | None]:
+        """The verdict of :func:`match` for one person, and the matched record's row."""
+        found = await self._found([contact])
+        verdict = match(contact, [c for c, _ in found.values()], strict=self._strict)
+        return verdict, found[verdict.record.id][1] if verdict.record else None
+
+    # -- erase ---------------------------------------------------------------------------
+
+    async def _tasks(self, record_id: str) -> list[dict[str, object]]:
+        """The Tasks syncd wrote on a record; none in an org without the message id field
+        on Task (syncd cannot have written any there)."""
+        return await self._query(
+            soql.task_query(record_id),
+            fields=f"the field {MESSAGE_ID_FIELD} exists on Task",
+            missing_field_means_none=True,
+        )
+
+    async def _delete_tasks(self, ids: Sequence[str]) -> int:
+        """Delete up to 200 Tasks in one call; how many went. One already deleted counts as
+        gone; any other refusal stops the erasure before the person's record is touched."""
+        c = self._connector
+        params = {"ids": ",".join(ids), "allOrNone": "false"}
+        response = await self._call(
+            "DELETE", f"{self._data}/composite/sobjects", params=params, idempotent=False
+        )
+        results = json_body(response)
+        if not isinstance(results, list) or len(results) != len(ids):
+            raise FatalConnectorError(c, f"{c} answered a collection delete wrongly")
+        deleted, refused = 0, []
+        for result in results:
+            item = result if isinstance(result, dict) else {}
+            if item.get("success") is True:
+                deleted += 1
+                continue
+            entries = item.get("errors")
+            first = entries[0] if isinstance(entries, list) and entries else {}
+            code = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
+            if code != "ENTITY_IS_DELETED":
+                refused.append(code)
+        if refused:
+            raise RecordRejected(
+                c,
+                f"{c} refused to delete {len(refused)} of the Tasks syncd wrote on the person "
+                f"({', '.join(dict.fromkeys(refused))}); the person's record was kept, so "
+                "`syncd forget` can finish once the Tasks can be deleted",
+                status=response.status_code,
+            )
+        return deleted
 
     # -- upsert --------------------------------------------------------------------------
 
@@ -269,9 +432,10 @@ class SalesforceCRM:
         done: dict[int, TargetOutcome] = {}
         upserts: dict[int, Write] = {}
         updates: dict[int, Write] = {}
+        stamp = salesforce_datetime(datetime.now(UTC))
         for planned, target in ((by_external, upserts), (by_id, updates)):
             for i, (rid, fields) in planned.items():
-                body = self._body(fields, accounts, new=rid is None)
+                body = self._body(fields, accounts, new=rid is None, stamp=stamp)
                 if isinstance(body, TargetOutcome):
                     done[i] = body
                     continue
@@ -287,10 +451,16 @@ class SalesforceCRM:
         return done
 
     def _body(
-        self, fields: Mapping[str, str], accounts: Mapping[str, str | TargetOutcome], *, new: bool
+        self,
+        fields: Mapping[str, str],
+        accounts: Mapping[str, str | TargetOutcome],
+        *,
+        new: bool,
+        stamp: str,
     ) -> dict[str, str] | TargetOutcome:
-        """The sObject fields to send for ``fields``, or the outcome if they cannot be."""
-        body = to_sobject(self._object, fields)
+        """The sObject fields to send for ``fields`` (with the time of the write), or the
+        outcome if they cannot be."""
+        body = to_sobject(self._object, fields) | {SYNCED_AT_FIELD: stamp}
         company = fields.get("company")
         if self._object == "Contact" and company:
             account = accounts[_account_key(company)]
@@ -364,6 +534,12 @@ class SalesforceCRM:
         response = await self._call("PATCH", path, body=body, ok={200, 400})
         known = [rid for _, rid, _ in writes.values()]
         return dict(zip(writes, outcomes.collection(self._connector, response, known), strict=True))
+
+
+def _first_code(response: httpx.Response) -> str | None:
+    """The ``errorCode`` of an error answer's first entry."""
+    entries = errors.errors(response)
+    return errors.code_of(entries[0].get("errorCode")) if entries else None
 
 
 def _account_key(name: str) -> str:
