@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-
 PROBE = """
 import json, resource, sys
 if PLATFORM:
