@@ -10,6 +10,7 @@ import pytest
 
 PROBE = """
 import json, resource, sys
+from sync import hardening
 if PLATFORM:
     sys.platform = PLATFORM
 before = {"limit": resource.getrlimit(resource.RLIMIT_CORE), "dumpable": hardening.dumpable()}
