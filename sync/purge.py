@@ -137,12 +137,17 @@ def _raw_daemon(file: Path, env: Mapping[str, str]) -> tuple[DaemonConfig, list[
 def describe(p: Plan) -> list[str]:
     """One line per kind of thing syncd keeps, with its paths (never a credential value)."""
     names = ", ".join(_KEY_LABELS.get(n, n) for n in p.credentials)
-    lines = [f'credentials in the OS keyring (service "{SERVICE}"): {names}']
-    lines.append(f"the journal of selections not yet relayed: {p.journal_dir}")
+    lines = [
+        f'credentials in the OS keyring (service "{SERVICE}"): {names} '
+        "(and any other item of that service)"
+    ]
+    if _exists(p.journal_dir):
+        lines.append(f"the journal of selections not yet relayed: {p.journal_dir}")
     lines += [f"the do-not-sync list: {path}" for path in p.do_not_sync if _exists(path)]
-    if p.log_file is not None:
+    if p.log_file is not None and _exists(p.log_file):
         lines.append(f"the log and its rotations: {p.log_file}")
-    lines.append(f"the config: {p.config_file}")
+    if _exists(p.config_file):
+        lines.append(f"the config: {p.config_file}")
     existing = [str(d) for d in p.own_dirs if _exists(d)]
     if existing:
         lines.append(f"syncd's directories: {', '.join(existing)}")
