@@ -4,8 +4,10 @@ Only keys on an allow-list keep their values; those must look like codes or ids 
 spaces, so no full name) and are still scrubbed of anything shaped like an email, a
 credential, a profile path or a long token. Event names are dotted identifiers
 (``relay.done``); free text from our own code is dropped, because that is where people's
-data would leak. Records of stdlib loggers (httpx, uvicorn, asyncio)
-go through the same redaction, using only their message template, never its arguments.
+data would leak. Records of other libraries' stdlib loggers (httpx, uvicorn, asyncio's
+"Task exception was never retrieved") keep their logger name and level under the fixed
+event :data:`FOREIGN_EVENT`: never their message, arguments or exception text, which
+quote whatever the failing code held; an exception keeps its type and code frames.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 from sync.private_paths import open_private_file
 
 REDACTED = "[redacted]"
+#: The event name of every record from another library's stdlib logger.
+FOREIGN_EVENT = "foreign.record"
 ALLOWED_KEYS = frozenset(
     {
         "event", "level", "timestamp", "logger", "selection_id", "instance", "connector",
@@ -91,8 +95,9 @@ def _value(key: str, value: object) -> object:
 def _event(value: object, event_dict: EventDict) -> object:
     record = event_dict.get("_record")
     if event_dict.get("_from_structlog") is False and isinstance(record, logging.LogRecord):
-        # A foreign record: its template is code, its arguments are data (dropped earlier).
-        return scrub(record.msg) if isinstance(record.msg, str) else type(record.msg).__name__
+        # Another library's record: even its "template" is often preformatted text that
+        # quotes an exception, a URL or a repr holding a person's data (asyncio does).
+        return FOREIGN_EVENT
     if isinstance(value, str) and len(value) <= 80 and _EVENT.fullmatch(value):
         return value
     return REDACTED
