@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import TextIO
 
 from sync.config import INSTANCE_NAME, DaemonConfig, load, resolve_path, runtime_dir
+from sync.donotsync import KEY_NAME as DO_NOT_SYNC_KEY
 from sync.errors import ConfigError, KeyringUnavailable
 from sync.journal import DAMAGED, KEY_NAME, SUFFIX
 from sync.secrets import SERVICE, TokenStore
 
-#: The keyring entry holding the do-not-sync list's HMAC key.
-DO_NOT_SYNC_KEY = "syncd:do-not-sync-key"
 DO_NOT_SYNC_FILE = "do-not-sync"
 #: The daemon drains for up to 10 s; the service manager allows 30 s (sync/service.py).
 STOP_WAIT_S = 30.0
@@ -80,7 +79,7 @@ def plan(config_arg: str | None, env: Mapping[str, str] | None = None) -> Plan:
         problem = str(error).splitlines()[0]
         daemon, instances = _raw_daemon(file, environ)
     state = Path(_user_state_dir())
-    lists = (_do_not_sync_path(daemon), state / DO_NOT_SYNC_FILE)
+    lists = (daemon.do_not_sync_path(), state / DO_NOT_SYNC_FILE)
     return Plan(
         config_file=file,
         credentials=tuple(dict.fromkeys(["source", *instances, KEY_NAME, DO_NOT_SYNC_KEY])),
@@ -97,14 +96,6 @@ def _user_state_dir() -> str:
     import platformdirs
 
     return platformdirs.user_state_dir("syncd")
-
-
-def _do_not_sync_path(daemon: DaemonConfig) -> Path:
-    """``[daemon]``'s do-not-sync file: next to the journal directory."""
-    chosen = getattr(daemon, "do_not_sync_path", None)  # sync/config.py is gaining it
-    if callable(chosen):
-        return Path(chosen())
-    return daemon.journal_path().parent / DO_NOT_SYNC_FILE
 
 
 def _raw_daemon(file: Path, env: Mapping[str, str]) -> tuple[DaemonConfig, list[str]]:

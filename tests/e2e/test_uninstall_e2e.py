@@ -8,8 +8,8 @@ from pathlib import Path
 import keyring
 import pytest
 
+from sync.donotsync import KEY_NAME as DO_NOT_SYNC_KEY
 from sync.journal import KEY_NAME
-from sync.purge import DO_NOT_SYNC_KEY
 from tests.e2e.conftest import HUBSPOT_TOKEN, SOURCE_TOKEN, Env, Sandboxes
 from tests.e2e.test_relay_e2e import hubspot_contacts, person, seed
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from sync import cli
+from sync.donotsync import KEY_NAME as DO_NOT_SYNC_KEY
 from sync.errors import KeyringUnavailable
 from sync.journal import KEY_NAME
-from sync.purge import DO_NOT_SYNC_KEY, Report, describe, plan, purge, stop_daemon
+from sync.purge import Report, describe, plan, purge, stop_daemon
 from sync.secrets import MemoryTokenStore, TokenStore
 
 CONFIG = (
