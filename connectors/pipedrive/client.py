@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
-from connectors._http import json_object
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor, in_header
 from connectors.base import (
@@ -54,14 +53,11 @@ from connectors.pipedrive.mapping import (
     POSTAL_ADDRESS,
     SYNCED_AT_FIELD,
     FieldMap,
-    Note,
     Person,
     desired,
     field_from,
     full_name,
-    is_syncd_note,
     member_of,
-    note_from,
     person_body,
     person_fields,
     person_from,
@@ -69,14 +65,13 @@ from connectors.pipedrive.mapping import (
     synced_at_of,
     v1_time,
 )
+from connectors.pipedrive.notes import delete_notes, syncd_notes
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"
 PERSON_FIELDS = "/api/v2/personFields"
-#: Notes are still on API v1 (v2 has no notes).
-NOTES = "/api/v1/notes"
 #: What Pipedrive keeps after ``DELETE /api/v2/persons/{id}``: the person is marked deleted
 #: and purged after 30 days (``v2.yaml``, ``deletePerson``).
 RETENTION = "purged by Pipedrive after 30 days"
@@ -201,10 +196,8 @@ class PipedriveCRM:
         if verdict.record is None:
             return Erasure("absent")
         person_id = int(verdict.record.id)
-        notes = await self._syncd_notes(person_id)
-        for note in notes:
-            # A note already gone (a retry after a lost answer, a colleague) is as good.
-            await self._api.call("DELETE", f"{NOTES}/{note['id']}", ok={200, 404})
+        notes = await syncd_notes(self._api, person_id)
+        await delete_notes(self._api, notes)
         response = await self._api.call(
             "DELETE", f"{PERSONS}/{person_id}", ok={200, 404}, idempotent=False
         )
@@ -230,7 +223,7 @@ class PipedriveCRM:
             return Holding(found=False, step=verdict.step, candidates=verdict.ambiguous)
         person = records[verdict.record.id]
         held = person_fields(person, fields, await self._org_name(person["org_id"]))
-        notes = await self._syncd_notes(person["id"])
+        notes = await syncd_notes(self._api, person["id"])
         dates = sorted(t for t in (v1_time(n["add_time"]) for n in notes) if t is not None)
         return Holding(
             found=True,
@@ -263,16 +256,7 @@ class PipedriveCRM:
 
     def _envelope(self, response: httpx.Response) -> tuple[Any, dict[str, Any]]:
         """``data`` and ``additional_data`` of an answer that says ``success``."""
-        body = json_object(self._connector, response)
-        if body.get("success") is not True:
-            raise FatalConnectorError(
-                self._connector,
-                f"{self._connector} answered HTTP {response.status_code} without success",
-                status=response.status_code,
-                request_id=response.headers.get(errors.REQUEST_ID_HEADER),
-            )
-        more = body.get("additional_data")
-        return body.get("data"), more if isinstance(more, dict) else {}
+        return errors.envelope(self._connector, response)
 
     # -- person fields -------------------------------------------------------------------
 
@@ -459,31 +443,6 @@ class PipedriveCRM:
             fields=seen,
             owner=str(owner) if owner is not None else None,
         )
-
-    # -- notes -----------------------------------------------------------------------------
-
-    async def _syncd_notes(self, person_id: int) -> list[Note]:
-        """The notes on the person that syncd wrote (see :func:`is_syncd_note`), every page
-        of ``GET /api/v1/notes?person_id=…`` read; a human's notes are left out."""
-        found: list[Note] = []
-        start = 0
-        while True:
-            params = {"person_id": str(person_id), "start": str(start), "limit": str(PAGE_LIMIT)}
-            data, more = self._envelope(await self._api.call("GET", NOTES, params=params))
-            for note in map(note_from, data if isinstance(data, list) else []):
-                # The person_id check guards against an answer that ignored the filter.
-                if note and note["person_id"] == person_id and is_syncd_note(note["content"]):
-                    found.append(note)
-            page = more.get("pagination")
-            following = page.get("next_start") if isinstance(page, dict) else None
-            if not (isinstance(page, dict) and page.get("more_items_in_collection") is True):
-                break
-            if not isinstance(following, int) or isinstance(following, bool) or following <= start:
-                raise FatalConnectorError(
-                    self._connector, f"{self._connector} sent a malformed page of notes"
-                )
-            start = following
-        return found
 
     # -- upsert --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """How Pipedrive's error answers read: the one function that turns them into syncd's
-errors, and the helpers that pick machine codes out of an error body (never its free text).
+errors, the helpers that pick machine codes out of an error body (never its free text), and
+the envelope check every successful answer passes.
 
 How the client authenticates (``x-api-token``, or OAuth refreshed with HTTP Basic client
 auth at ``<oauth_url>/oauth/token``) is told to the shared session in
@@ -9,10 +10,11 @@ auth at ``<oauth_url>/oauth/token``) is told to the shared session in
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
-from connectors._http import classify_response, json_body
+from connectors._http import classify_response, json_body, json_object
 from sync.errors import ConnectorError, FatalConnectorError, RetryableError, SyncdError
 
 REQUEST_ID_HEADER = "x-correlation-id"
@@ -70,3 +72,18 @@ def classify(connector: str, response: httpx.Response) -> SyncdError:
     if isinstance(error, ConnectorError) and error.request_id is None:
         error.request_id = rid
     return error
+
+
+def envelope(connector: str, response: httpx.Response) -> tuple[Any, dict[str, Any]]:
+    """``data`` and ``additional_data`` of an answer in Pipedrive's envelope; an answer that
+    does not say ``success`` is a FatalConnectorError."""
+    body = json_object(connector, response)
+    if body.get("success") is not True:
+        raise FatalConnectorError(
+            connector,
+            f"{connector} answered HTTP {response.status_code} without success",
+            status=response.status_code,
+            request_id=response.headers.get(REQUEST_ID_HEADER),
+        )
+    more = body.get("additional_data")
+    return body.get("data"), more if isinstance(more, dict) else {}
