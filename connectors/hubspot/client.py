@@ -202,6 +202,9 @@ class HubSpotCRM:
         body = {"objectId": record_id}
         answer = await self._call("POST", GDPR_DELETE, body=body, ok=_GONE_OK)
         if answer.status_code == 404:
+            # Gone since the lookup; any other 404 (a proxy, a wrong path) is no erasure.
+            if errors.error_fields(answer).get("category") != "OBJECT_NOT_FOUND":
+                raise errors.classify(self._connector, answer)
             return Erasure("absent")
         return Erasure("erased", id=record_id, step=verdict.step)
 
