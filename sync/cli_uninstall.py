@@ -21,13 +21,8 @@ _ASK_ON_TERMINAL = (
 def cmd_uninstall(args: argparse.Namespace) -> int:
     """Remove the service and say what is left; ``--purge`` removes that too."""
     places = plan(args.config)
-    if places.config_problem is not None:
-        print(
-            f"note: {places.config_problem.rstrip(':')}; syncd's default places and the "
-            "names the file still shows are used instead",
-            file=sys.stderr,
-        )
     if not args.purge:
+        _note_config(places)
         code = _remove_service(args)
         print("still on this machine (`syncd uninstall --purge` removes all of it):")
         for line in describe(places):
@@ -39,6 +34,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         if not _confirmed(places):
             print("nothing was removed")
             return 1
+    _note_config(places)
     report = Report(sys.stdout, sys.stderr)
     _remove_service(args)
     if not stop_daemon(places.socket, report):
@@ -46,6 +42,15 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     from sync.secrets import KeyringTokenStore
 
     return purge(places, KeyringTokenStore, report)
+
+
+def _note_config(places: Plan) -> None:
+    if places.config_problem is not None:
+        print(
+            f"note: {places.config_problem}; syncd's default places, and the CRM names the "
+            "file still shows, are used instead",
+            file=sys.stderr,
+        )
 
 
 def _remove_service(args: argparse.Namespace) -> int:

@@ -76,7 +76,12 @@ def plan(config_arg: str | None, env: Mapping[str, str] | None = None) -> Plan:
         daemon = config.daemon
         instances = list(config.crms)
     except ConfigError as error:
-        problem = str(error).splitlines()[0]
+        count = len(error.problems)
+        problem = (
+            f"there is no config at {file}"
+            if not os.path.lexists(file)
+            else f"the config {file} does not load ({count} problem(s))"
+        )
         daemon, instances = _raw_daemon(file, environ)
     state = Path(_user_state_dir())
     lists = (daemon.do_not_sync_path(), state / DO_NOT_SYNC_FILE)
