@@ -21,6 +21,8 @@ from connectors.base import (
     Candidate,
     ConnectorSettings,
     Contact,
+    Erasure,
+    Holding,
     Message,
     Person,
     Presence,
@@ -174,6 +176,31 @@ class MemoryCRMClient:
         if found.record is None:
             return Presence(False, step=found.step, candidates=found.ambiguous)
         return Presence(True, id=found.record.id, step=found.step)
+
+    async def erase(self, contact: Contact) -> Erasure:
+        """Delete the record the shared matching rule finds; a lost delete is applied
+        before its answer is lost."""
+        await self._admit("erase")
+        service = self._service
+        found = match(contact, service.records.values(), strict=service.strict_match)
+        if found.ambiguous:
+            return Erasure("ambiguous", step=found.step, candidates=found.ambiguous)
+        if found.record is None:
+            return Erasure("absent")
+        del service.records[found.record.id]
+        if service._lose_this_write():
+            raise WriteUncertain(service.instance, f"{service.instance} did not confirm a delete")
+        return Erasure("erased", id=found.record.id, step=found.step)
+
+    async def export(self, contact: Contact) -> Holding:
+        """What the record the shared matching rule finds holds; writes nothing."""
+        await self._admit("export")
+        service = self._service
+        found = match(contact, service.records.values(), strict=service.strict_match)
+        if found.record is None:
+            return Holding(False, step=found.step, candidates=found.ambiguous)
+        record = found.record
+        return Holding(True, id=record.id, fields=dict(record.fields), step=found.step)
 
     async def aclose(self) -> None:
         """Release nothing; later calls fail as they would on a closed HTTP client."""

@@ -46,10 +46,13 @@ def syncd_argv(*args: str) -> list[str]:
 def run_syncd(
     environ: Mapping[str, str], *args: str, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (`syncd ARGS`) in ``environ`` to its end; output kept as text."""
+    """Run the real CLI (`syncd ARGS`) in ``environ`` to its end; output kept as text.
+
+    Without ``stdin`` the command's standard input is empty (never the test runner's, which
+    a command that reads piped refs would otherwise wait on)."""
     return subprocess.run(  # noqa: S603 - our own CLI, from this interpreter
         syncd_argv(*args),
-        input=stdin,
+        input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
         env=dict(environ),

@@ -78,8 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sync import log
     from sync.config import load
     from sync.daemon import run_daemon
+    from sync.hardening import no_core_dumps
     from sync.secrets import KeyringTokenStore
 
+    no_core_dumps()  # a native crash must never write tokens or people in flight to disk
     config = load(args.config)
     log.configure(
         config.daemon.log_level,
@@ -171,6 +173,61 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("ref", metavar="REF", help="profile URL or publicId")
     check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
     check.add_argument("--json", action="store_true", help="print the control API's answer")
+
+    # -- data-subject rights: sync/cli_rights.py ----------------------------------------
+    forget = command(
+        "forget",
+        _lazy("sync.cli_rights", "cmd_forget"),
+        "erase a person from every CRM syncd writes to, and never sync them again",
+    )
+    forget.add_argument(
+        "ref", nargs="?", metavar="REF", help="profile URL or publicId (read from stdin if omitted)"
+    )
+    forget.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    forget.add_argument(
+        "--undo", action="store_true", help="lift the do-not-sync entry (erases nothing)"
+    )
+    forget.add_argument("--json", action="store_true", help="print the control API's answer")
+    for name, verb, text in (
+        ("block", "cmd_block", "never sync this person again, without touching the CRMs"),
+        ("unblock", "cmd_unblock", "lift a block (or a forget's do-not-sync entry)"),
+    ):
+        blocking = command(name, _lazy("sync.cli_rights", verb), text)
+        blocking.add_argument(
+            "ref",
+            nargs="?",
+            metavar="REF",
+            help="profile URL or publicId (read from stdin if omitted)",
+        )
+    export = command(
+        "export",
+        _lazy("sync.cli_rights", "cmd_export"),
+        "what each CRM holds about a person now (a subject-access copy); printed, never saved",
+    )
+    export.add_argument(
+        "ref", nargs="?", metavar="REF", help="profile URL or publicId (read from stdin if omitted)"
+    )
+    export.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+    export.add_argument("--json", action="store_true", help="print the control API's answer")
+    cancel = command(
+        "cancel",
+        _lazy("sync.cli_rights", "cmd_cancel"),
+        "remove a queued selection before it is relayed",
+    )
+    cancel.add_argument(
+        "selection_id", metavar="SELECTION_ID", help="as add-contact --no-wait printed it"
+    )
+    uninstall = command(
+        "uninstall",
+        _lazy("sync.cli_uninstall", "cmd_uninstall"),
+        "remove the service; --purge also every credential, the journal, the do-not-sync list, "
+        "logs and config",
+    )
+    uninstall.add_argument(
+        "--purge", action="store_true", help="also delete everything syncd keeps on this machine"
+    )
+    uninstall.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     # -- status: sync/cli_status.py owns the output formats ---------------------------
     status = command(

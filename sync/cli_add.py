@@ -56,15 +56,20 @@ def collect_refs(args: argparse.Namespace) -> tuple[list[str], int]:
             raise UsageError(f"argument {position}: {exc}") from None
         refs.append(ref)
     bad = 0
-    if args.from_file:
-        for item in read_refs(_read_file(args.from_file)):
+    source = args.from_file
+    if not refs and not source and not sys.stdin.isatty():
+        source = "-"  # piped in: the private way, kept out of the shell's history
+    if source:
+        for item in read_refs(_read_file(source)):
             if isinstance(item, BadLine):
                 bad += 1
                 print(f"syncd: line {item.line}: {item.reason}", file=sys.stderr)
             else:
                 refs.append(item[1])
     if not refs:
-        raise UsageError("no person to add; give a profile URL or publicId, or --from-file F")
+        raise UsageError(
+            "no person to add; give a profile URL or publicId, pipe them in, or --from-file F"
+        )
     return refs, bad
 
 
@@ -206,7 +211,7 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
     try:
         for item in accepted:
             selection = client.selection(item["id"], wait=POLL_SECONDS)
-            while selection["state"] != "done":
+            while selection["state"] == "pending":
                 selection = client.selection(item["id"], wait=POLL_SECONDS)
             finished.append(selection)
             if not args.json:
@@ -241,6 +246,8 @@ def cmd_add_contact(args: argparse.Namespace) -> int:
 
 
 def _outcome_lines(ref: str, selection: dict[str, Any], *, several: bool, quiet: bool) -> list[str]:
+    if selection["state"] == "cancelled":
+        return [f"{ref}: cancelled" if several else "cancelled"]
     lines = [describe(name, t) for name, t in selection["targets"].items()]
     if quiet:  # a progress bar is drawn: show only what needs the user's eyes
         lines = [

@@ -23,11 +23,13 @@ from sync.control.sockets import (
     bind_control_socket,
     keep_control_socket,
 )
+from sync.donotsync import DoNotSync
 from sync.instances import ClientFactory, Instances, TransportFactory
 from sync.journal import Journal
 from sync.notify import Notifier
 from sync.relay import Relay
 from sync.retry import RetryPolicy
+from sync.rights import Rights
 from sync.secrets import TokenStore
 from sync.state import DaemonState, Selection
 
@@ -65,8 +67,9 @@ class DaemonHandle:
 class _Workers:
     """The relay workers: take selections from the queue until told to stop taking."""
 
-    def __init__(self, relay: Relay, state: DaemonState, journal: Journal) -> None:
+    def __init__(self, relay: Relay, rights: Rights, state: DaemonState, journal: Journal) -> None:
         self._relay = relay
+        self._rights = rights
         self._state = state
         self._journal = journal
         self._intake: set[CancelScope] = set()
@@ -87,10 +90,15 @@ class _Workers:
                         self._intake.discard(intake)
                 if intake.cancel_called:
                     return  # draining: what was not taken stays in the journal
+                if not self._state.take(selection.id):
+                    continue  # the user cancelled it while it waited
                 self._state.busy += 1
                 self._journal.started(selection.id)  # from here, a crash counts against it
                 try:
-                    outcomes = await self._relay.process(selection)
+                    if selection.action == "forget":
+                        outcomes = await self._rights.forget(selection)
+                    else:
+                        outcomes = await self._relay.process(selection)
                     await self._journal.done(selection.id)  # before anyone is told "done"
                     self._state.finish(selection.id, outcomes)
                 finally:
@@ -171,6 +179,7 @@ async def run_daemon(
     control = bind_control_socket(config.daemon.socket)
     try:
         journal = await Journal.open(config.daemon.journal_path(), store)
+        blocked = await DoNotSync.open(config.daemon.do_not_sync_path(), store)
     except BaseException:
         control.remove()
         raise
@@ -183,10 +192,12 @@ async def run_daemon(
         clients=clients,
         observer=state.observe_retry,
     )
-    relay = Relay(instances, config.privacy, state)
-    workers = _Workers(relay, state, journal)
+    state.do_not_sync_count = blocked.__len__
+    relay = Relay(instances, config.privacy, state, blocked)
+    rights = Rights(relay, instances, blocked)
+    workers = _Workers(relay, rights, state, journal)
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)
-    app = build_app(state, send, config.crms, relay.check, journal=journal)
+    app = build_app(state, send, config.crms, relay.check, journal=journal, rights=rights)
     stopping = anyio.Event()
     lost: list[ControlSocketLost] = []
     try:

@@ -57,6 +57,11 @@ class Instances:
         return list(self._config.crms)
 
     @property
+    def source_type(self) -> str:
+        """The source's connector type (where people come from), e.g. "linkedin"."""
+        return self._config.source.type
+
+    @property
     def retry(self) -> RetryPolicy:
         """The retry policy every client of this config shares (with its observer)."""
         return self._retry

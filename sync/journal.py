@@ -2,10 +2,10 @@
 
 An accepted request (one `add-contact` call: 1 to 1 000 refs) is one *segment* file, written
 and fsynced before the daemon answers 202. A segment holds, per selection, only what is
-needed to do it again: the selection id, the source's publicId, the target instance names
-and whether messages were asked for — never a name, email or any other field (P1) — and the
-whole file is encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key kept in the OS
-keyring, so the file is unreadable on its own.
+needed to do it again: the selection id, the source's publicId, the target instance names,
+whether messages were asked for and whether it is a `forget` — never a name, email or any
+other field (P1) — and the whole file is encrypted with Fernet (AES-128-CBC + HMAC-SHA256)
+under a key kept in the OS keyring, so the file is unreadable on its own.
 
 A selection leaves the journal the moment it reaches a final outcome in every target CRM:
 its segment is rewritten without it, and deleted when nothing is left. One fsync per
@@ -392,11 +392,15 @@ class Journal:
         runs: dict[str, list[str]] = {}
         for item in body.get("selections") or []:
             try:
+                action = item.get("action", "add")
+                if action not in ("add", "forget"):
+                    raise JournalDamaged
                 selection = Selection(
                     str(item["id"]),
                     str(item["public_id"]),
                     tuple(str(t) for t in item["targets"]),
                     bool(item["with_messages"]),
+                    action,
                 )
                 if item.get("runs"):
                     runs[selection.id] = [str(r) for r in item["runs"]]
@@ -414,6 +418,8 @@ def _items(selections: Iterable[Selection], segment: _Segment) -> Iterable[dict[
             "targets": list(s.targets),
             "with_messages": s.with_messages,
         }
+        if s.action != "add":  # older segments have no action: they are all "add"
+            item["action"] = s.action
         if s.id in segment.runs:
             item["runs"] = segment.runs[s.id]
         yield item

@@ -12,10 +12,11 @@ import structlog
 from anyio.abc import TaskStatus
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from connectors.base import Contact, Message, TargetOutcome
+from connectors.base import Contact, Message, Person, TargetOutcome
 from sync import privacy
 from sync.batcher import Batcher
 from sync.config import PrivacyConfig
+from sync.donotsync import DoNotSync
 from sync.errors import (
     AuthError,
     ConnectorError,
@@ -34,6 +35,15 @@ log = structlog.get_logger("syncd.relay")
 UPSERT_ATTEMPTS = 8
 #: The source's instance name: its keyring username, and its name in retry events.
 SOURCE = "source"
+
+
+def on_the_list(public_id: str) -> PrivacyRefusal:
+    """The refusal of a person on the do-not-sync list (forgotten or blocked)."""
+    return PrivacyRefusal(
+        "do_not_sync",
+        "refused: this person asked to be forgotten or was blocked; "
+        f"`syncd forget --undo {public_id}` (or `syncd unblock {public_id}`) lifts it",
+    )
 
 
 def failure(error: SyncdError) -> TargetOutcome:
@@ -73,10 +83,18 @@ def _note_health(health: CRMHealth, error: SyncdError | None) -> None:
 class Relay:
     """Carries one selection from the source to its target CRMs."""
 
-    def __init__(self, instances: Instances, rules: PrivacyConfig, state: DaemonState) -> None:
+    def __init__(
+        self,
+        instances: Instances,
+        rules: PrivacyConfig,
+        state: DaemonState,
+        blocked: DoNotSync | None = None,
+    ) -> None:
         self._instances = instances
         self._rules = rules
         self._state = state
+        #: The do-not-sync list: a person on it is refused before the source is asked.
+        self.blocked = blocked
         self._batchers = {
             name: Batcher(partial(self._upsert, name)) for name in instances.crm_names
         }
@@ -120,11 +138,11 @@ class Relay:
             refused = TargetOutcome("refused", detail=str(refusal), reason="privacy")
             return dict.fromkeys(selection.targets, refused)
         except SyncdError as error:
-            await self._source_failed(error)
+            await self.source_failed(error)
             log.warning("source.failed", selection_id=selection.id, error_type=type(error).__name__)
             return dict.fromkeys(selection.targets, failure(error))
         except Exception as error:  # the last resort: a bug must not stop the daemon
-            outcome = self._internal(
+            outcome = self.internal(
                 SOURCE, error, doing="reading from the source", selection_id=selection.id
             )
             return dict.fromkeys(selection.targets, outcome)
@@ -145,11 +163,11 @@ class Relay:
         except PrivacyRefusal as refusal:
             return {key: {"found": False, "refused": str(refusal)} for key in targets}
         except SyncdError as error:
-            await self._source_failed(error)
+            await self.source_failed(error)
             return dict.fromkeys(targets, _not_found(failure(error)))
         except Exception as error:  # the last resort: a bug must not stop the daemon
             return dict.fromkeys(
-                targets, _not_found(self._internal(SOURCE, error, doing="reading from the source"))
+                targets, _not_found(self.internal(SOURCE, error, doing="reading from the source"))
             )
         _note_health(self._state.source_health, None)
         results: dict[str, dict[str, Any]] = {}
@@ -159,12 +177,12 @@ class Relay:
                 crm = await self._instances.crm(name)
                 presence = await crm.find(contact)
             except SyncdError as error:
-                results[name] = _not_found(await self._crm_failed(name, error))
+                results[name] = _not_found(await self.crm_failed(name, error))
                 return
             except Exception as error:  # the last resort: a bug must not stop the daemon
-                results[name] = _not_found(self._internal(name, error, doing=f"asking {name}"))
+                results[name] = _not_found(self.internal(name, error, doing=f"asking {name}"))
                 return
-            _note_health(self._state.health[name], None)
+            self.crm_answered(name)
             answer: dict[str, Any] = {
                 "found": presence.found,
                 "id": presence.id,
@@ -182,15 +200,40 @@ class Relay:
         return {name: results[name] for name in targets}
 
     async def _read(self, public_id: str, with_messages: bool = False) -> Contact:
-        """The person (and the conversation) from the source, after the privacy rules."""
-        source = await self._instances.source()
-        person = await source.fetch_person(public_id)
+        """The person (and the conversation) from the source, after the do-not-sync list and
+        the privacy rules: a listed publicId is refused before the source is asked, a listed
+        member id (a publicId can change) right after the profile is read."""
+        if self.blocked is not None and self.blocked.holds(public_id=public_id):
+            raise on_the_list(public_id)
+        person = await self.read_person(public_id)
+        if self.blocked is not None and self.blocked.holds(member_id=person.member_id):
+            raise on_the_list(public_id)
         messages: tuple[Message, ...] = ()
         if with_messages:
+            source = await self._instances.source()
             messages = tuple(await source.fetch_messages(public_id))
         return privacy.apply(person, self._rules, messages)
 
-    async def _crm_failed(self, name: str, error: SyncdError) -> TargetOutcome:
+    async def read_person(self, public_id: str) -> Person:
+        """The profile from the source, whatever the lists and rules say (callers apply them)."""
+        source = await self._instances.source()
+        person = await source.fetch_person(public_id)
+        _note_health(self._state.source_health, None)
+        return person
+
+    def contact_of(self, person: Person) -> Contact:
+        """What may leave for ``person`` to find them in a CRM: what add-contact would send,
+        or, for someone the privacy rules refuse, only the identity (the member id)."""
+        try:
+            return privacy.apply(person, self._rules)
+        except PrivacyRefusal:
+            return Contact(member_id=person.member_id, fields={})
+
+    def crm_answered(self, name: str) -> None:
+        """CRM ``name`` answered: its health is ok, any retry of it is over."""
+        _note_health(self._state.health[name], None)
+
+    async def crm_failed(self, name: str, error: SyncdError) -> TargetOutcome:
         """Note what stopped a call to CRM ``name`` (its health; a rejected credential is
         read again next time) and the failed outcome it stands for."""
         _note_health(self._state.health[name], error)
@@ -198,7 +241,7 @@ class Relay:
             await self._instances.invalidate(name)
         return failure(error)
 
-    def _internal(
+    def internal(
         self, name: str, error: Exception, *, doing: str, selection_id: str | None = None
     ) -> TargetOutcome:
         """Log an unexpected exception while talking to ``name`` (its type, and its traceback
@@ -216,7 +259,7 @@ class Relay:
         )
         return outcome
 
-    async def _source_failed(self, error: SyncdError) -> None:
+    async def source_failed(self, error: SyncdError) -> None:
         _note_health(self._state.source_health, error)
         if isinstance(error, AuthError):
             await self._instances.invalidate("source")
@@ -229,9 +272,9 @@ class Relay:
         try:
             outcome = await self._batchers[name].submit(contact)
         except SyncdError as error:
-            outcome = await self._crm_failed(name, error)
+            outcome = await self.crm_failed(name, error)
         except Exception as error:  # the last resort: a bug must not stop the daemon
-            outcome = self._internal(
+            outcome = self.internal(
                 name, error, doing=f"writing to {name}", selection_id=selection_id
             )
         else:

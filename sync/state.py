@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sync.retry import RetryEvent
 
 Health = Literal["ok", "auth", "rate_limited", "unreachable"]
+#: What a selection asks: relay the person (`add-contact`) or erase them (`forget`).
+Action = Literal["add", "forget"]
 
 #: How many finished selections stay answerable on GET /v1/selections/{id}.
 KEEP_DONE = 10_000
@@ -34,6 +36,7 @@ class Selection:
     public_id: str
     targets: tuple[str, ...]
     with_messages: bool = False
+    action: Action = "add"
 
     @staticmethod
     def new_id() -> str:
@@ -48,6 +51,8 @@ class Tracked:
     selection: Selection
     targets: dict[str, TargetOutcome] = field(default_factory=dict)
     finished_at: float | None = None
+    #: Removed by the user (`syncd cancel`) before a worker took it.
+    cancelled: bool = False
     #: Made only when someone waits: an event costs ~0.8 KB, about half of what a pending
     #: selection holds, and a 50 000-line import is mostly selections nobody waits on.
     _finished: anyio.Event | None = None
@@ -69,14 +74,17 @@ class Tracked:
             self._finished.set()
 
     @property
-    def state(self) -> Literal["pending", "done"]:
-        """ "done" once every target has a final outcome."""
+    def state(self) -> Literal["pending", "done", "cancelled"]:
+        """ "done" once every target has a final outcome; "cancelled" if the user removed it."""
+        if self.cancelled:
+            return "cancelled"
         return "pending" if self.finished_at is None else "done"
 
     def as_json(self) -> dict[str, object]:
         """The control API's view of this selection."""
         return {
             "id": self.selection.id,
+            "action": self.selection.action,
             "state": self.state,
             "targets": {
                 name: {"outcome": o.outcome, "id": o.id, "detail": o.detail, "reason": o.reason}
@@ -142,6 +150,10 @@ class DaemonState:
         self.journal_dir = ""
         #: Asked at each status: one sentence while the journal's disk refuses writes.
         self.journal_problem: Callable[[], str | None] = lambda: None
+        #: How many entries the do-not-sync list holds (a count, nothing else).
+        self.do_not_sync_count: Callable[[], int] = lambda: 0
+        #: Selections a worker has started and not finished: too late to cancel.
+        self.in_flight: set[str] = set()
         self._pending = 0
         self._done_ids: deque[str] = deque()
         self._resumed = anyio.Event()
@@ -180,6 +192,7 @@ class DaemonState:
         """Record a selection's final outcomes and forget the oldest finished ones."""
         tracked = self.tracked[selection_id]
         tracked.finish(outcomes)
+        self.in_flight.discard(selection_id)
         self.recent.appendleft(
             {
                 "time": tracked.finished_at,
@@ -191,6 +204,24 @@ class DaemonState:
         self._done_ids.append(selection_id)
         while len(self._done_ids) > KEEP_DONE:
             self.tracked.pop(self._done_ids.popleft(), None)
+
+    def cancel(self, selection_id: str) -> None:
+        """The user removed a selection no worker has started: it finishes with no outcome,
+        and a worker that takes it from the queue later skips it."""
+        tracked = self.tracked[selection_id]
+        tracked.cancelled = True
+        tracked.finish({})
+        self._pending -= 1
+        self._done_ids.append(selection_id)
+
+    def take(self, selection_id: str) -> bool:
+        """A worker takes ``selection_id`` from the queue: False if it was cancelled (skip
+        it), else it is in flight from now on."""
+        tracked = self.tracked.get(selection_id)
+        if tracked is not None and tracked.cancelled:
+            return False
+        self.in_flight.add(selection_id)
+        return True
 
     def pending(self) -> int:
         """How many selections have no final outcome yet."""
@@ -232,6 +263,7 @@ class DaemonState:
             "crms": {name: h.as_json(now) for name, h in self.health.items()},
             "recent": list(self.recent),
             "journal": journal,
+            "do_not_sync": self.do_not_sync_count(),
         }
 
     def _journal_status(self) -> dict[str, object]:

@@ -100,6 +100,38 @@ class ControlClient:
         )
         return result
 
+    def forget(
+        self, ref: str, to: list[str] | None, *, undo: bool = False, wait: float = 0.0
+    ) -> dict[str, Any]:
+        """Ask the daemon to erase a person (or, ``undo``, lift their do-not-sync entry);
+        the answer once it is accepted, or done within ``wait`` seconds."""
+        result: dict[str, Any] = self.call(
+            "POST",
+            f"/v1/forget?wait={wait}",
+            {"ref": ref, "to": to, "undo": undo},
+            timeout=wait + self.timeout,
+        )
+        return result
+
+    def export(self, ref: str, to: list[str] | None) -> dict[str, Any]:
+        """What each CRM holds about a person; the daemon reads, nothing is written."""
+        result: dict[str, Any] = self.call(
+            "POST", "/v1/export", {"ref": ref, "to": to}, timeout=self.timeout * 4
+        )
+        return result
+
+    def block(self, ref: str, *, undo: bool = False) -> dict[str, Any]:
+        """Put a person on the do-not-sync list, or take them off it."""
+        result: dict[str, Any] = self.call(
+            "POST", "/v1/block", {"ref": ref, "undo": undo}, timeout=self.timeout * 4
+        )
+        return result
+
+    def cancel(self, selection_id: str) -> dict[str, Any]:
+        """Remove a queued selection; a UsageError (exit 2) says why when it is too late."""
+        result: dict[str, Any] = self.call("DELETE", f"/v1/selections/{selection_id}")
+        return result
+
     def status(self) -> dict[str, Any]:
         """The daemon's status object."""
         result: dict[str, Any] = self.call("GET", "/v1/status")

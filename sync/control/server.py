@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync.control import openapi
-from sync.errors import UsageError
+from sync.errors import SyncdError, UsageError
 from sync.journal import Journal, JournalUnwritable
 from sync.refs import parse_ref
 from sync.relay import merge_targets
@@ -31,8 +31,27 @@ MAX_WAIT = 60.0
 #: each, measured by bench/burst.py): beyond it, POST /v1/selections answers 503.
 MAX_PENDING = 100_000
 
+#: Outcomes that mean a CRM holds the person after the selection.
+_HELD = ("created", "updated", "unchanged")
+
 #: Answers `POST /v1/check`: (publicId, target names) -> per CRM presence (Relay.check).
 CheckFn = Callable[[str, tuple[str, ...]], Awaitable[dict[str, dict[str, Any]]]]
+
+
+class Rights(Protocol):
+    """What the rights routes need of the daemon (sync/rights.py implements it)."""
+
+    async def block(self, public_id: str) -> dict[str, Any]:
+        """Put the person on the do-not-sync list."""
+        ...
+
+    async def unblock(self, public_id: str) -> dict[str, Any]:
+        """Take the person off the do-not-sync list."""
+        ...
+
+    async def export(self, public_id: str, targets: tuple[str, ...]) -> dict[str, Any]:
+        """What each target CRM holds about the person."""
+        ...
 
 
 class BadRequest(Exception):
@@ -99,10 +118,17 @@ def _selections_request(
     return parsed, targets, with_messages
 
 
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(422, f"{name} must be true or false")
+    return value
+
+
 def _check_request(
-    body: Mapping[str, Any], crms: Mapping[str, object]
+    body: Mapping[str, Any], crms: Mapping[str, object], *, extra: frozenset[str] = frozenset()
 ) -> tuple[str, str, tuple[str, ...]]:
-    unknown = sorted(set(body) - {"ref", "to"})
+    unknown = sorted(set(body) - {"ref", "to"} - extra)
     if unknown:
         raise BadRequest(422, f"unknown field(s) {', '.join(unknown)}")
     ref = body.get("ref")
@@ -142,11 +168,28 @@ def build_app(
     check: CheckFn,
     *,
     journal: Journal | None = None,
+    rights: Rights | None = None,
 ) -> Starlette:
     """The control API over ``state``, feeding accepted selections into ``queue``.
 
-    With a ``journal``, selections are written to it before the 202 goes out.
+    With a ``journal``, selections are written to it before the 202 goes out. Without
+    ``rights`` (the do-not-sync list), forget, export and block answer 503.
     """
+
+    def need_rights() -> Rights:
+        if rights is None:
+            raise BadRequest(503, "this daemon was started without the do-not-sync list")
+        return rights
+
+    async def wait_for(request: Request, selection_id: str) -> None:
+        tracked = state.tracked[selection_id]
+        try:
+            wait = min(MAX_WAIT, max(0.0, float(request.query_params.get("wait", "0"))))
+        except ValueError:
+            raise BadRequest(422, "wait must be a number of seconds") from None
+        if wait and not tracked.finished.is_set():
+            with anyio.move_on_after(wait):
+                await tracked.finished.wait()
 
     async def add_selections(request: Request) -> Response:
         body = await _json_body(request)
@@ -181,14 +224,100 @@ def build_app(
         tracked = state.tracked.get(request.path_params["id"])
         if tracked is None:
             raise BadRequest(404, "no selection with that id (finished ones are kept a while)")
-        try:
-            wait = min(MAX_WAIT, max(0.0, float(request.query_params.get("wait", "0"))))
-        except ValueError:
-            raise BadRequest(422, "wait must be a number of seconds") from None
-        if wait and not tracked.finished.is_set():
-            with anyio.move_on_after(wait):
-                await tracked.finished.wait()
+        await wait_for(request, tracked.selection.id)
         return JSONResponse(tracked.as_json())
+
+    async def one_selection(request: Request) -> Response:
+        if request.method == "DELETE":
+            return await cancel_selection(request)
+        return await get_selection(request)
+
+    async def cancel_selection(request: Request) -> Response:
+        tracked = state.tracked.get(request.path_params["id"])
+        if tracked is None:
+            raise BadRequest(404, "no selection with that id (finished ones are kept a while)")
+        selection = tracked.selection
+        if tracked.cancelled:
+            return JSONResponse({"id": selection.id, "cancelled": True})
+        if selection.id in state.in_flight:
+            raise BadRequest(
+                409,
+                "this selection is being relayed right now and can no longer be cancelled; "
+                f"`syncd forget {selection.public_id}` erases the person from the CRMs after it",
+            )
+        if tracked.finished_at is not None:
+            held = [n for n, o in tracked.targets.items() if o.outcome in _HELD]
+            where = ", ".join(held) if held else "no CRM"
+            raise BadRequest(
+                409,
+                f"this selection was already relayed ({where} received it); "
+                f"`syncd forget {selection.public_id}` erases the person there",
+            )
+        state.cancel(selection.id)
+        if journal is not None:
+            await journal.done(selection.id)  # gone from the disk before the answer
+        log.info("selection.cancelled", selection_id=selection.id)
+        return JSONResponse({"id": selection.id, "cancelled": True})
+
+    async def forget(request: Request) -> Response:
+        body = await _json_body(request)
+        ref, public_id, targets = _check_request(body, crms, extra=frozenset({"undo"}))
+        undo = _flag(body, "undo")
+        rights_ = need_rights()
+        if undo:
+            try:
+                return JSONResponse({"ref": ref, **await rights_.unblock(public_id)})
+            except SyncdError as exc:
+                raise BadRequest(503, str(exc)) from None
+        selection = Selection(Selection.new_id(), public_id, targets, action="forget")
+        try:
+            # On the list before the journal: a crash in between leaves a block, never a
+            # forget that a queued add-contact could overtake.
+            await rights_.block(public_id)
+            if journal is not None:
+                await journal.append([selection])
+        except SyncdError as exc:  # the journal's or the list's disk refused: nothing accepted
+            raise BadRequest(503, str(exc)) from None
+        state.track(selection)
+        _enqueue(state, queue, selection)
+        log.info("forget.accepted", selection_id=selection.id)
+        await wait_for(request, selection.id)
+        view = state.tracked[selection.id].as_json()
+        return JSONResponse(
+            {
+                "ref": ref,
+                "id": selection.id,
+                "state": view["state"],
+                "paused": state.paused,
+                "crms": view["targets"],
+            },
+            status_code=202 if view["state"] == "pending" else 200,
+        )
+
+    async def export(request: Request) -> Response:
+        ref, public_id, targets = _check_request(await _json_body(request), crms)
+        answer = await need_rights().export(public_id, targets)
+        return JSONResponse({"ref": ref, **answer})
+
+    async def block(request: Request) -> Response:
+        body = await _json_body(request)
+        unknown = sorted(set(body) - {"ref", "undo"})
+        if unknown:
+            raise BadRequest(422, f"unknown field(s) {', '.join(unknown)}")
+        ref = body.get("ref")
+        if not isinstance(ref, str):
+            raise BadRequest(422, "ref must be a profile URL or publicId")
+        try:
+            public_id = parse_ref(ref)
+        except UsageError as exc:
+            raise BadRequest(422, str(exc)) from None
+        rights_ = need_rights()
+        try:
+            if _flag(body, "undo"):
+                return JSONResponse({"ref": ref, **await rights_.unblock(public_id)})
+            return JSONResponse({"ref": ref, **await rights_.block(public_id)})
+        except SyncdError as exc:  # the list's disk refused: nothing changed
+            raise BadRequest(503, str(exc)) from None
 
     async def check_person(request: Request) -> Response:
         ref, public_id, targets = _check_request(await _json_body(request), crms)
@@ -226,8 +355,11 @@ def build_app(
     return Starlette(
         routes=[
             Route("/v1/selections", add_selections, methods=["POST"]),
-            Route("/v1/selections/{id}", get_selection, methods=["GET"]),
+            Route("/v1/selections/{id}", one_selection, methods=["GET", "DELETE"]),
             Route("/v1/check", check_person, methods=["POST"]),
+            Route("/v1/forget", forget, methods=["POST"]),
+            Route("/v1/export", export, methods=["POST"]),
+            Route("/v1/block", block, methods=["POST"]),
             Route("/v1/status", status, methods=["GET"]),
             Route("/v1/pause", pause, methods=["POST"]),
             Route("/v1/resume", resume, methods=["POST"]),

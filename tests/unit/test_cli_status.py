@@ -17,7 +17,7 @@ import pytest
 
 from rig.memory_crm import MemorySource
 from sync.cli_status import oneline, table, waybar
-from tests.unit.test_daemon import Machine, Running, person
+from tests.inprocess import Machine, Running, person
 
 STATES = ("idle", "syncing", "paused", "attention")
 FORMATS = ("table", "json", "waybar", "oneline")

@@ -44,6 +44,43 @@ async def _check(public_id: str, targets: tuple[str, ...]) -> dict[str, dict[str
     return {name: shapes[len(public_id) % len(shapes)] for name in targets}
 
 
+class _Rights:
+    """Answers like sync/rights.py without a network: a set for the list, each export shape."""
+
+    def __init__(self) -> None:
+        self.listed: set[str] = set()
+
+    async def block(self, public_id: str) -> dict[str, Any]:
+        await anyio.lowlevel.checkpoint()
+        self.listed.add(public_id)
+        return {"blocked": True}
+
+    async def unblock(self, public_id: str) -> dict[str, Any]:
+        await anyio.lowlevel.checkpoint()
+        removed = int(public_id in self.listed)
+        self.listed.discard(public_id)
+        return {"blocked": False, "removed": removed}
+
+    async def export(self, public_id: str, targets: tuple[str, ...]) -> dict[str, Any]:
+        shapes: list[dict[str, Any]] = [
+            {"found": False},
+            {
+                "found": True,
+                "id": "7",
+                "url": "https://crm.example/7",
+                "step": "identity",
+                "fields": {"first_name": "Ada"},
+                "activities": {"count": 1, "dates": ["2026-01-02T03:04:05+00:00"]},
+                "synced_at": "2026-01-02T03:04:05Z",
+            },
+            {"found": False, "error": "hubspot answered HTTP 503", "reason": "unavailable"},
+        ]
+        await anyio.lowlevel.checkpoint()
+        source = {"type": "linkedin", "profile_url": f"https://www.linkedin.com/in/{public_id}"}
+        crms = {name: shapes[len(public_id) % len(shapes)] for name in targets}
+        return {"source": source, "crms": crms}
+
+
 def _app(send: MemoryObjectSendStream[Selection]) -> Starlette:
     state = DaemonState(list(CRMS), "test")
     done = Selection(KNOWN_ID, "ada-lovelace", tuple(CRMS))
@@ -55,7 +92,7 @@ def _app(send: MemoryObjectSendStream[Selection]) -> Starlette:
             "pipedrive": TargetOutcome("ambiguous", candidates=("5", "8")),
         },
     )
-    return build_app(state, send, CRMS, _check)
+    return build_app(state, send, CRMS, _check, rights=_Rights())
 
 
 # An unbounded queue that nobody reads: a fuzzed batch of refs never waits on a worker.
@@ -91,6 +128,8 @@ def _close_queue() -> Iterator[None]:
 def test_every_answer_conforms(case: schemathesis.Case[Any]) -> None:
     """Whatever is sent, the answer is documented, matches its schema, is never a 500,
     and comes back within the timeout."""
+    if case.path == "/v1/forget":  # nobody takes from the queue here: a wait would only time out
+        case.query = {**(case.query or {}), "wait": 0}
     case.call_and_validate(timeout=TIMEOUT)
 
 

@@ -24,7 +24,7 @@ from sync.control.client import ControlClient
 from sync.errors import SyncdError
 from sync.notify import Notifier, status_line
 from sync.secrets import MemoryTokenStore
-from tests.unit.test_daemon import CRMS, Machine
+from tests.inprocess import CRMS, Machine
 
 #: How long the probe sent on READY may wait for the control API's answer.
 PROBE_S = 0.5
