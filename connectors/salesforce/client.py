@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors._http import json_body, json_object
+from connectors._http import json_object
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor
 from connectors.base import (
@@ -67,7 +67,7 @@ from connectors.salesforce.mapping import (
     text,
     to_sobject,
 )
-from sync.errors import AuthError, FatalConnectorError, RecordRejected, SyncdError
+from sync.errors import AuthError, FatalConnectorError, SyncdError
 from sync.retry import RetryPolicy
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -180,7 +180,7 @@ class SalesforceCRM:
         path = f"{self._data}/sobjects/{self._object}/{quote(rid, safe='')}"
         # A lost answer is not resent: erase runs again and finds what is left.
         response = await self._call("DELETE", path, ok={204, 404}, idempotent=False)
-        if response.status_code == 404 and _first_code(response) != "ENTITY_IS_DELETED":
+        if response.status_code == 404 and errors.first_code(response) != "ENTITY_IS_DELETED":
             return Erasure("absent", activities=deleted)
         return Erasure("erased", id=rid, activities=deleted, retention=RETENTION, step=verdict.step)
 
@@ -280,10 +280,10 @@ class SalesforceCRM:
         """
         c = self._connector
         response = await self._call(
-            "GET", f"{self._data}/query", params={"q": query}, ok={*_OK, 400}
+            "GET", f"{self._data}/query", params={"q": query}, ok={*_OK, 400, 404}
         )
-        if response.status_code == 400:
-            if missing_field_means_none and _first_code(response) == "INVALID_FIELD":
+        if response.status_code in (400, 404):
+            if missing_field_means_none and errors.first_code(response) == "INVALID_FIELD":
                 return []
             error = errors.classify(c, response)
             wanted = fields or (
@@ -294,7 +294,7 @@ class SalesforceCRM:
                 c,
                 f"{c} refused syncd's query ({error}); check that {wanted} and that the "
                 "connected app's user can see them",
-                status=400,
+                status=response.status_code,
             )
         records: list[dict[str, object]] = []
         while True:
@@ -356,36 +356,13 @@ class SalesforceCRM:
         )
 
     async def _delete_tasks(self, ids: Sequence[str]) -> int:
-        """Delete up to 200 Tasks in one call; how many went. One already deleted counts as
-        gone; any other refusal stops the erasure before the person's record is touched."""
+        """Delete up to 200 Tasks in one call; how many went (see :func:`outcomes.deleted`)."""
         c = self._connector
         params = {"ids": ",".join(ids), "allOrNone": "false"}
         response = await self._call(
             "DELETE", f"{self._data}/composite/sobjects", params=params, idempotent=False
         )
-        results = json_body(response)
-        if not isinstance(results, list) or len(results) != len(ids):
-            raise FatalConnectorError(c, f"{c} answered a collection delete wrongly")
-        deleted, refused = 0, []
-        for result in results:
-            item = result if isinstance(result, dict) else {}
-            if item.get("success") is True:
-                deleted += 1
-                continue
-            entries = item.get("errors")
-            first = entries[0] if isinstance(entries, list) and entries else {}
-            code = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
-            if code != "ENTITY_IS_DELETED":
-                refused.append(code)
-        if refused:
-            raise RecordRejected(
-                c,
-                f"{c} refused to delete {len(refused)} of the Tasks syncd wrote on the person "
-                f"({', '.join(dict.fromkeys(refused))}); the person's record was kept, so "
-                "`syncd forget` can finish once the Tasks can be deleted",
-                status=response.status_code,
-            )
-        return deleted
+        return outcomes.deleted(c, response, len(ids))
 
     # -- upsert --------------------------------------------------------------------------
 
@@ -534,12 +511,6 @@ class SalesforceCRM:
         response = await self._call("PATCH", path, body=body, ok={200, 400})
         known = [rid for _, rid, _ in writes.values()]
         return dict(zip(writes, outcomes.collection(self._connector, response, known), strict=True))
-
-
-def _first_code(response: httpx.Response) -> str | None:
-    """The ``errorCode`` of an error answer's first entry."""
-    entries = errors.errors(response)
-    return errors.code_of(entries[0].get("errorCode")) if entries else None
 
 
 def _account_key(name: str) -> str:

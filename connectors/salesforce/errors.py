@@ -43,6 +43,12 @@ def code_of(value: object) -> str | None:
     return value if isinstance(value, str) and _CODE.match(value) else None
 
 
+def first_code(response: httpx.Response) -> str | None:
+    """The ``errorCode`` of an error answer's first entry, if it is a code."""
+    entries = errors(response)
+    return code_of(entries[0].get("errorCode")) if entries else None
+
+
 def describe(entry: dict[str, object], code_key: str = "errorCode") -> str:
     """An error entry as ``CODE (Field, Field)``: the code and field names, no message."""
     code = code_of(entry.get(code_key)) or "ERROR"

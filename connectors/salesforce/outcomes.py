@@ -2,6 +2,9 @@
 or failed, with details that carry status, error codes and field names only (never the
 vendor's message, which can quote the person's data).
 
+A collection DELETE answers 200 with one DeleteResult per id, in order
+(.../resources_composite_sobjects_collections_delete.htm).
+
 One-record PATCH: 201 created, 200 (204 before API v46) updated, 300 several records hold
 the external id (the body lists their URLs), 400/404 refused. sObject Collections: 200 with
 one SaveResult/UpsertResult per record, in order, errors named by ``statusCode``.
@@ -17,7 +20,7 @@ import httpx
 from connectors._http import json_body
 from connectors.base import MatchStep, TargetOutcome
 from connectors.salesforce import errors
-from sync.errors import FatalConnectorError
+from sync.errors import FatalConnectorError, RecordRejected
 
 _HINTS = {
     "DUPLICATES_DETECTED": "a duplicate rule matched an existing record (often another "
@@ -71,6 +74,35 @@ def collection(
         codes = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
         out.append(failed(connector, f"HTTP 200 {codes}", codes))
     return out
+
+
+def deleted(connector: str, response: httpx.Response, asked: int) -> int:
+    """How many Tasks a collection DELETE of ``asked`` ids deleted. One already deleted
+    counts as gone; any other refusal raises RecordRejected, so the erasure stops before the
+    person's record is touched and a later `syncd forget` finds the Tasks again."""
+    results = _json(response)
+    if not isinstance(results, list) or len(results) != asked:
+        raise FatalConnectorError(connector, f"{connector} answered a collection delete wrongly")
+    done, refused = 0, []
+    for result in results:
+        item = result if isinstance(result, dict) else {}
+        if item.get("success") is True:
+            done += 1
+            continue
+        entries = item.get("errors")
+        first = entries[0] if isinstance(entries, list) and entries else {}
+        code = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
+        if code != "ENTITY_IS_DELETED":
+            refused.append(code)
+    if refused:
+        raise RecordRejected(
+            connector,
+            f"{connector} refused to delete {len(refused)} of the Tasks syncd wrote on the "
+            f"person ({', '.join(dict.fromkeys(refused))}); the person's record was kept, so "
+            "`syncd forget` can finish once the Tasks can be deleted",
+            status=response.status_code,
+        )
+    return done
 
 
 def rejected(connector: str, response: httpx.Response, what: str = "the record") -> TargetOutcome:
