@@ -156,6 +156,10 @@ def table(status: Mapping[str, Any], *, width: int = MAX_WIDTH) -> str:
                 subsequent_indent="  ",
             )
         )
+    listed = int(status.get("do_not_sync") or 0)
+    if listed:
+        plural = "entry" if listed == 1 else "entries"
+        lines += ["", f"do-not-sync list: {listed} {plural} (`syncd unblock REF` lifts one)"]
     recent = [r for r in status.get("recent") or [] if isinstance(r, Mapping)]
     if recent:
         lines += ["", f"RECENT (last {min(len(recent), RECENT_SHOWN)} of {len(recent)})"]

@@ -247,6 +247,11 @@ class TestRendering:
         assert "RECENT (last 5 of 7)" in text
         assert text.count("sel_0123456789abcdef") == 5
 
+    def test_table_counts_the_do_not_sync_list_and_nothing_else(self) -> None:
+        """The list's size is shown (and only when it holds entries)."""
+        assert "do-not-sync list: 3 entries" in table(busy_status(do_not_sync=3))
+        assert "do-not-sync" not in table(busy_status(do_not_sync=0))
+
     def test_waybar_escapes_pango_markup(self) -> None:
         """waybar reads text and tooltip as Pango markup: `&` and `<` arrive escaped."""
         bar = waybar(busy_status())
