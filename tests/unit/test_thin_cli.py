@@ -30,6 +30,12 @@ print(json.dumps({"code": code, "heavy": heavy}))
         ["resume"],
         ["add-contact", "ada-lovelace"],
         ["check", "ada-lovelace"],
+        ["forget", "ada-lovelace", "--yes"],
+        ["forget", "ada-lovelace", "--undo"],
+        ["block", "ada-lovelace"],
+        ["unblock", "ada-lovelace"],
+        ["export", "ada-lovelace"],
+        ["cancel", "sel_0123456789abcdef"],
     ],
 )
 def test_thin_commands_load_no_heavy_module(tmp_path: Path, argv: list[str]) -> None:
