@@ -306,8 +306,10 @@ def match(contact: Contact, candidates: Iterable[Candidate], *, strict: bool = F
 
     The first step with any hit decides: one hit is the match, several are ``ambiguous``
     (never guessed). A record that carries another member's id is never this person, so it
-    only counts for the identity step. Connectors fetch the candidates however their API
-    allows (one query with ORs, batch reads, searches) and let this function judge them.
+    only counts for the identity step — unless ``contact`` has no member id (`forget` of a
+    profile the source no longer shows, found by the profile URL syncd wrote). Connectors
+    fetch the candidates however their API allows (one query with ORs, batch reads,
+    searches) and let this function judge them.
     """
     pool = list({c.id: c for c in candidates}.values())
     for step in MATCH_STEPS:
@@ -319,7 +321,12 @@ def match(contact: Contact, candidates: Iterable[Candidate], *, strict: bool = F
         hits = [
             c
             for c in pool
-            if (step == "identity" or not c.member_id or c.member_id == contact.member_id)
+            if (
+                step == "identity"
+                or not c.member_id
+                or not contact.member_id  # unknown (a profile the source no longer shows)
+                or c.member_id == contact.member_id
+            )
             and _step_key(step, c.member_id, c.fields) == wanted
         ]
         if len(hits) == 1:

@@ -51,8 +51,11 @@ class DaemonConfig:
         return Path(platformdirs.user_state_dir("syncd")) / "journal"
 
     def do_not_sync_path(self) -> Path:
-        """The do-not-sync list: ``do-not-sync`` in the state directory that holds the
-        journal (the parent of ``journal_dir`` when that is set)."""
+        """The do-not-sync list: ``do-not-sync`` in syncd's state directory, beside the
+        journal; with ``journal_dir`` set, inside it (its parent may be a shared directory
+        such as the home folder, which syncd must not require to be private)."""
+        if self.journal_dir:
+            return Path(self.journal_dir) / "do-not-sync"
         return self.journal_path().parent / "do-not-sync"
 
     def log_path(self) -> Path | None:

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import Contact, Erasure, Holding, TargetOutcome
 from sync.donotsync import DoNotSync
-from sync.errors import SyncdError, WriteUncertain
+from sync.errors import RecordRejected, SyncdError, WriteUncertain
 from sync.instances import Instances
 from sync.relay import SOURCE, UPSERT_ATTEMPTS, Relay, failure
 from sync.state import Selection
@@ -51,6 +51,12 @@ def erasure_outcome(erasure: Erasure, *, lost_answer: bool = False) -> TargetOut
     return TargetOutcome("erased", id=erasure.id, detail="; ".join(notes))
 
 
+def profile_url(selection: Selection) -> str:
+    """The profile URL syncd writes for a publicId (connectors.base.profile_key reads it back
+    the same whatever the host)."""
+    return f"https://www.linkedin.com/in/{selection.public_id}/"
+
+
 class Rights:
     """Carries out forget, export and block for the daemon."""
 
@@ -67,6 +73,12 @@ class Rights:
         try:
             person = await self._relay.read_person(selection.public_id)
             await self._blocked.add(selection.public_id, person.member_id)
+        except RecordRejected:
+            # The source no longer shows the profile (a closed account, a broken tie): the
+            # person can still be found by the profile URL syncd wrote into each CRM.
+            log.info("forget.profile_gone", selection_id=selection.id)
+            contact = Contact(member_id="", fields={"linkedin_url": profile_url(selection)})
+            return await self._erase_everywhere(selection, contact)
         except SyncdError as error:
             await self._relay.source_failed(error)
             log.warning("forget.source_failed", selection_id=selection.id)
@@ -76,7 +88,11 @@ class Rights:
                 SOURCE, error, doing="reading from the source", selection_id=selection.id
             )
             return dict.fromkeys(selection.targets, outcome)
-        contact = self._relay.contact_of(person)
+        return await self._erase_everywhere(selection, self._relay.contact_of(person))
+
+    async def _erase_everywhere(
+        self, selection: Selection, contact: Contact
+    ) -> dict[str, TargetOutcome]:
         results: dict[str, TargetOutcome] = {}
 
         async def erase(name: str) -> None:

@@ -384,6 +384,19 @@ class CRMContract:
         assert (erased.outcome, erased.id, erased.step) == ("erased", crm_id, "email")
         assert self.record_count(sandbox) == 0
 
+    async def test_erase_without_a_member_id_finds_the_profile_url(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """A profile the source no longer shows (no member id) is found by the profile URL
+        syncd wrote, and erased."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        gone = Contact(member_id="", fields={"linkedin_url": ADA.fields["linkedin_url"] + "/"})
+        erased = await crm.erase(gone)
+        await crm.aclose()
+        assert (erased.outcome, erased.id, erased.step) == ("erased", created.id, "profile_url")
+        assert self.record_count(sandbox) == 0
+
     async def test_erase_of_someone_absent_deletes_nothing(
         self, sandbox: Any, clock: FakeClock
     ) -> None:
@@ -398,16 +411,16 @@ class CRMContract:
     async def test_erase_never_guesses_between_candidates(
         self, sandbox: Any, clock: FakeClock
     ) -> None:
-        """Two records share the email: ``ambiguous``, both ids named, nothing deleted."""
+        """Two records fit by name and company: ``ambiguous``, both ids named, nothing
+        deleted (twins by name, as the upsert test has: HubSpot refuses a second contact
+        with the same email)."""
         crm = self.make_crm(sandbox, clock)
-        email = ADA.fields["email"]
-        one = self.seed_in_crm(sandbox, {"first_name": "Ada", "last_name": "L", "email": email})
-        two = self.seed_in_crm(
-            sandbox, {"first_name": "A", "last_name": "Lovelace", "email": email}
-        )
+        twin = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines"}
+        one = self.seed_in_crm(sandbox, dict(twin))
+        two = self.seed_in_crm(sandbox, dict(twin))
         erased = await crm.erase(ADA)
         await crm.aclose()
-        assert erased.outcome == "ambiguous"
+        assert (erased.outcome, erased.step) == ("ambiguous", "name")
         assert set(erased.candidates) == {one, two}
         assert self.record_count(sandbox) == 2
 

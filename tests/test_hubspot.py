@@ -65,22 +65,6 @@ class TestHubSpotContract(CRMContract):
     #: HubSpot's GDPR delete is permanent at once.
     retention = ""
 
-    async def test_erase_never_guesses_between_candidates(
-        self, sandbox: Any, clock: FakeClock
-    ) -> None:
-        """Two records fit by name and company: ``ambiguous``, both ids named, nothing
-        deleted. (HubSpot refuses a second contact with the same email, 409, so the shared
-        contract's twins by email cannot exist here; name twins prove the same rule.)"""
-        crm = self.make_crm(sandbox, clock)
-        twin = {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines"}
-        one = self.seed_in_crm(sandbox, dict(twin))
-        two = self.seed_in_crm(sandbox, dict(twin))
-        erased = await crm.erase(ADA)
-        await crm.aclose()
-        assert (erased.outcome, erased.step) == ("ambiguous", "name")
-        assert set(erased.candidates) == {one, two}
-        assert self.record_count(sandbox) == 2
-
     def synced_at_of(self, sandbox: Any, crm_id: str) -> str | None:
         value: str | None = sandbox.store.contacts[crm_id].properties.get(SYNCED_AT)
         return value

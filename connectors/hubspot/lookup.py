@@ -62,7 +62,9 @@ class Lookup:
         identity property does not exist yet, as before syncd's first write)."""
         found: dict[str, SimplePublicObject] = {}
         if identity:
-            found |= await self.read(IDENTITY_PROPERTY, [c.member_id for c in contacts])
+            ids = [c.member_id for c in contacts if c.member_id]  # none: a forget by URL
+            if ids:
+                found |= await self.read(IDENTITY_PROPERTY, ids)
         known = {r["properties"].get(IDENTITY_PROPERTY) for r in found.values()}
         rest = [c for c in contacts if c.member_id not in known]
         emails = [e for c in rest if (e := canonical(c.fields).get("email"))]

@@ -374,7 +374,7 @@ class PipedriveCRM:
         """The ids one matching step's search finds."""
         wanted = contact.fields
         if step == "identity":
-            if not fields.member_id:
+            if not fields.member_id or not contact.member_id:  # none: a forget by URL
                 return []
             known = self._known.get(contact.member_id)
             if known is not None:

@@ -55,7 +55,8 @@ def conditions(
     """Every way ``contact`` can be recognised: member id, profile URL, email, and unless
     ``strict`` first and last name within the company."""
     fields = contact.fields
-    out = [f"{external_id_field} = {literal(contact.member_id)}"]
+    # No member id: a forget of a profile the source no longer shows, found by its URL.
+    out = [f"{external_id_field} = {literal(contact.member_id)}"] if contact.member_id else []
     key = profile_key(fields.get("linkedin_url"))
     if key:
         # The stored URL may differ in host, case or trailing slash; match() judges.

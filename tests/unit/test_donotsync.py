@@ -219,12 +219,13 @@ class TestPrivacy:
 
 
 class TestPlace:
-    """The list sits beside the journal, in the user state directory."""
+    """The list sits beside the journal in the user state directory, or in a configured
+    journal directory."""
 
-    def test_next_to_a_configured_journal(self, tmp_path: Path) -> None:
-        """With journal_dir set, the list is in its parent."""
+    def test_inside_a_configured_journal(self, tmp_path: Path) -> None:
+        """With journal_dir set, the list is inside it: its parent may be a shared folder."""
         daemon = DaemonConfig(tmp_path / "s.sock", journal_dir=str(tmp_path / "st" / "journal"))
-        assert daemon.do_not_sync_path() == tmp_path / "st" / "do-not-sync"
+        assert daemon.do_not_sync_path() == tmp_path / "st" / "journal" / "do-not-sync"
 
     def test_default_is_the_user_state_dir(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

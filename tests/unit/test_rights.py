@@ -95,6 +95,18 @@ class TestForget:
         assert outcomes(again["targets"]) == dict.fromkeys(CRMS, "created")
         assert status["do_not_sync"] == 0
 
+    async def test_a_profile_the_source_no_longer_shows_is_erased_by_its_url(
+        self, machine: Machine
+    ) -> None:
+        """A closed account: the source answers 404, and the records are found by the
+        profile URL syncd wrote."""
+        async with machine.daemon() as running:
+            await running.outcome((await running.add("person-1"))[0])
+            del machine.source.people["person-1"]
+            answer = await forget(running, "person-1")
+        assert outcomes(answer["crms"]) == dict.fromkeys(CRMS, "erased")
+        assert [crm.held("urn:li:member:1") for crm in machine.crms.values()] == [0, 0]
+
     async def test_forget_of_someone_in_no_crm_is_absent(self, machine: Machine) -> None:
         """Nobody to erase is `absent`, not a failure."""
         async with machine.daemon() as running:
