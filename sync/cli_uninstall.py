@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sync.daemon_stop import stop_daemon
 from sync.errors import UsageError
-from sync.purge import Plan, Report, describe, plan, purge, stop_daemon
+from sync.purge import Plan, Report, describe, plan, purge
 
 _ASK_ON_TERMINAL = (
     "`syncd uninstall --purge` deletes every credential, the journal, the do-not-sync list, "

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from sync import cli
+from sync.daemon_stop import stop_daemon
 from sync.donotsync import KEY_NAME as DO_NOT_SYNC_KEY
 from sync.errors import KeyringUnavailable
 from sync.journal import KEY_NAME
-from sync.purge import Report, describe, plan, purge, stop_daemon
+from sync.purge import Report, describe, plan, purge
 from sync.secrets import MemoryTokenStore, TokenStore
 
 CONFIG = (
