@@ -19,7 +19,7 @@ import anyio
 
 from rig.residue import scan
 from rig.runner import RunningSandbox
-from rig.stack import throwaway_stack
+from rig.stack import Stack, throwaway_stack
 
 
 def _needles(running: dict[str, RunningSandbox], public_ids: list[str]) -> dict[str, str]:
@@ -84,6 +84,9 @@ async def _demo(count: int, root: Path) -> int:
         for type_name, sandbox in stack.crms.items():
             rows: list[dict[str, Any]] = sorted(sandbox.as_crm.rows(), key=lambda r: r["name"])
             _print_table(f"{type_name} now holds {len(rows)} contacts:", rows)
+        failures += await _rights(stack, refs[0])
+        counts = ", ".join(f"{name} {n}" for name, n in stack.record_counts().items())
+        print(f"\nthe CRMs now hold: {counts} contacts")
         needles = _needles(stack.running, public_ids)
     report = scan([root], needles)
     print(
@@ -93,6 +96,24 @@ async def _demo(count: int, root: Path) -> int:
     for hit in report.hits:
         print(f"  {hit.path}: {hit.kind}")
     return 0 if not report.hits and not failures else 1
+
+
+async def _rights(stack: Stack, ref: str) -> int:
+    """P6 on one of the people: what the CRMs hold, erase everywhere, then a refused re-add.
+    The number of steps whose exit code was not the expected one."""
+    steps = (
+        (("export", ref), "what each CRM holds about one of them (subject access)", 0),
+        (("forget", "--yes", ref), "erase them everywhere, and never sync them again", 0),
+        (("add-contact", ref), "forgotten: refused before anything is asked, exit 5", 5),
+    )
+    wrong = 0
+    for args, label, expected in steps:
+        output, code, seconds = await stack.cli(*args)
+        print(f"\n$ syncd {' '.join(args[:-1])} <profile URL>    # {label}")
+        print(output.rstrip())
+        print(f"(exit {code}, {seconds:.2f} s)")
+        wrong += code != expected
+    return wrong
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

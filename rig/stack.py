@@ -114,6 +114,7 @@ class Stack:
         command, *rest = args
         done = await anyio.run_process(
             syncd_argv(command, "--config", str(self.config_path), *rest),
+            stdin=subprocess.DEVNULL,  # never the caller's terminal: nothing waits on it
             check=False,
             env=self.env,
         )

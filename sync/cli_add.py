@@ -106,7 +106,9 @@ def describe(name: str, target: dict[str, Any]) -> str:
     if outcome == "ambiguous":
         return f"{name}: ambiguous {', '.join(target.get('candidates', []))}"
     if outcome in ("failed", "refused"):
-        return f"{name}: {outcome}: {target.get('detail') or 'no detail'}"
+        detail = str(target.get("detail") or "no detail")
+        detail = detail.removeprefix(f"{outcome}: ")  # a refusal's sentence starts with it
+        return f"{name}: {outcome}: {detail}"
     return f"{name}: {outcome} {target.get('id') or ''}".rstrip()
 
 

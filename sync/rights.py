@@ -16,7 +16,7 @@ import anyio
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from connectors.base import Contact, Erasure, Holding, TargetOutcome
+from connectors.base import FIELDS, Contact, Erasure, Holding, TargetOutcome
 from sync.donotsync import DoNotSync
 from sync.errors import RecordRejected, SyncdError, WriteUncertain
 from sync.instances import Instances
@@ -46,8 +46,7 @@ def erasure_outcome(erasure: Erasure, *, lost_answer: bool = False) -> TargetOut
     notes = []
     if erasure.activities:
         notes.append(f"with {erasure.activities} activities syncd wrote")
-    if erasure.retention:
-        notes.append(erasure.retention)
+    notes.append(erasure.retention or "deleted for good")
     return TargetOutcome("erased", id=erasure.id, detail="; ".join(notes))
 
 
@@ -216,12 +215,14 @@ def holding_json(held: Holding) -> dict[str, Any]:
             answer["candidates"] = list(held.candidates)
         return answer
     dates = [moment.isoformat() for moment in held.activities]
+    order = {key: i for i, key in enumerate(FIELDS)}
+    fields = dict(sorted(held.fields.items(), key=lambda kv: order.get(kv[0], len(order))))
     return {
         "found": True,
         "id": held.id,
         "url": held.url,
         "step": held.step,
-        "fields": dict(held.fields),
+        "fields": fields,
         "activities": {"count": len(dates), "dates": dates},
         "synced_at": held.synced_at,
     }
