@@ -18,7 +18,8 @@ from sync.errors import SyncdError
 Handler = Callable[[argparse.Namespace], int]
 
 _EPILOG = """exit codes: 0 done · 1 some target failed or was ambiguous · 2 usage or config error ·
-3 daemon not running · 4 credentials missing or rejected · 5 refused by a privacy rule"""
+3 daemon not running · 4 credentials missing or rejected · 5 refused by a privacy rule or
+the do-not-sync list"""
 
 #: One or two example lines per command ("auth set" for nested ones), appended to each
 #: --help by _with_examples; a parser whose epilog already has an example keeps its own.
@@ -218,17 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument(
         "selection_id", metavar="SELECTION_ID", help="as add-contact --no-wait printed it"
     )
-    uninstall = command(
-        "uninstall",
-        _lazy("sync.cli_uninstall", "cmd_uninstall"),
-        "remove the service; --purge also every credential, the journal, the do-not-sync list, "
-        "logs and config",
-    )
-    uninstall.add_argument(
-        "--purge", action="store_true", help="also delete everything syncd keeps on this machine"
-    )
-    uninstall.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
     # -- status: sync/cli_status.py owns the output formats ---------------------------
     status = command(
         "status", _lazy("sync.cli_status", "cmd_status"), "the daemon's state, queue and CRM health"
@@ -347,6 +337,17 @@ example:
         "status", parents=[common], help="whether the unit is installed, enabled and running"
     )
     service_status.set_defaults(handler=_lazy("sync.cli_service", "cmd_status"))
+
+    uninstall = command(
+        "uninstall",
+        _lazy("sync.cli_uninstall", "cmd_uninstall"),
+        "remove the service; --purge also every credential, the journal, the do-not-sync list, "
+        "logs and config",
+    )
+    uninstall.add_argument(
+        "--purge", action="store_true", help="also delete everything syncd keeps on this machine"
+    )
+    uninstall.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     # -- tray: sync/tray/ (the extra syncd[tray]) --------------------------------------
     command("tray", _lazy("sync.tray", "cmd_tray"), "a tray icon that shows syncd's state")
