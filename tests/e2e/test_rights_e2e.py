@@ -538,8 +538,6 @@ class TestDoNotSyncFile:
         rig.listed += [forgotten, blocked]
         path = rig.state_dir() / "do-not-sync"
         data = path.read_bytes()
-        assert len(data.splitlines()) == rig.status()["do_not_sync"] >= 2
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
         found = [
             (kind, form)
             for who in rig.listed
@@ -548,5 +546,7 @@ class TestDoNotSyncFile:
             if form.encode() in data
         ]
         assert found == []
+        assert len(data.splitlines()) == rig.status()["do_not_sync"] >= 2
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
         needles = {v: k for who in rig.listed for v, k in who.needles().items()}
         assert scan(rig.env.dirs(), needles).hits == ()
