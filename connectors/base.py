@@ -6,7 +6,7 @@ CLI commands must not pay for httpx.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, Protocol
@@ -87,6 +87,81 @@ class Message:
     text: str
 
 
+#: The property/field on every activity syncd writes that carries its :class:`Activity` key
+#: (the source's message id, with ``#k/n`` for part k of a split message): how each CRM tells
+#: syncd which messages it already holds. Nothing on disk lists message ids.
+MESSAGE_ID = "syncd_message_id"
+#: The property/field on a person record that says the user follows them (follow mode): the
+#: list of followed people lives in the CRM, never on disk.
+FOLLOW = "syncd_follow"
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One message as one CRM activity: a whole message, or one part of a long one."""
+
+    #: The message id, or ``<id>#<k>/<n>`` for part k of n.
+    key: str
+    message: Message
+    #: The text to write: the message's, with ``(k/n) `` in front of a part.
+    body: str
+
+
+def activities(message: Message, limit: int) -> list[Activity]:
+    """``message`` as the activities a CRM whose body holds at most ``limit`` characters
+    takes: one when it fits, else parts of at most ``limit`` characters each, in order, each
+    starting ``(k/n) ``, whose texts joined give the message back exactly."""
+    if len(message.text) <= limit:
+        return [Activity(message.id, message, message.text)]
+    count = 2
+    while True:
+        room = limit - len(f"({count}/{count}) ")
+        if room <= 0:
+            raise ValueError(f"a body limit of {limit} characters cannot hold a numbered part")
+        needed = -(-len(message.text) // room)
+        if needed <= count:
+            break
+        count = needed
+    room = limit - len(f"({count}/{count}) ")
+    chunks = [message.text[i : i + room] for i in range(0, len(message.text), room)]
+    return [
+        Activity(f"{message.id}#{k}/{len(chunks)}", message, f"({k}/{len(chunks)}) {chunk}")
+        for k, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def message_of(key: str) -> str:
+    """The message id an :class:`Activity` key belongs to."""
+    return key.split("#", 1)[0]
+
+
+def missing(messages: Sequence[Message], held: Collection[str], limit: int) -> list[Activity]:
+    """The activities of ``messages`` (oldest first) whose keys the CRM does not hold yet —
+    what to write so that each message is there exactly once, even after a crash that left a
+    split message half written."""
+    ordered = sorted(messages, key=lambda m: (m.sent_at, m.id))
+    return [a for m in ordered for a in activities(m, limit) if a.key not in held]
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """What :meth:`CRM.add_messages` wrote on one record."""
+
+    #: Messages written (a message split into parts counts once).
+    written: int
+    #: How many of them were too long for one activity and were split into parts.
+    split: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A person record whose :data:`FOLLOW` flag is set, in one CRM."""
+
+    id: str
+    #: The source's publicId, from the profile URL syncd wrote on the record.
+    public_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """What may leave the machine for one person, after the privacy rules."""
@@ -107,6 +182,10 @@ class TargetOutcome:
     #: Why a ``failed`` outcome failed: "auth" (credential missing or rejected),
     #: "rejected" (the CRM refused the record), "unavailable" (retries exhausted), "error".
     reason: str = ""
+    #: With messages asked for: how many were written (None: not asked, or not written).
+    messages: int | None = None
+    #: Why the messages were not (all) written, when the contact itself was: one sentence.
+    messages_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +283,12 @@ class Source(Protocol):
         """The profile and shared contact info of one person."""
         ...
 
-    async def fetch_messages(self, public_id: str, *, limit: int = 50) -> list[Message]:
-        """The conversation with one person, newest first."""
+    async def fetch_messages(
+        self, public_id: str, *, until: Collection[str] = frozenset(), limit: int = 10_000
+    ) -> list[Message]:
+        """The member's conversation with one person, newest first, every page until a
+        message whose id is in ``until`` (what the CRMs hold already; it and older ones are
+        left out) or ``limit`` messages. Only conversations with ``public_id`` are read."""
         ...
 
     async def aclose(self) -> None:
@@ -247,6 +330,31 @@ class CRM(Protocol):
     async def export(self, contact: Contact) -> Holding:
         """What the CRM holds about the person :func:`match` finds for ``contact``;
         writes nothing."""
+        ...
+
+    async def message_ids(self, record_id: str) -> frozenset[str]:
+        """The :data:`MESSAGE_ID` keys of the activities syncd wrote on record ``record_id``,
+        read from the CRM (a human's own notes, tasks or communications are never counted)."""
+        ...
+
+    async def add_messages(self, record_id: str, activities: Sequence[Activity]) -> Logged:
+        """Write each of ``activities`` (oldest first; what :func:`missing` gives) on record
+        ``record_id`` as the CRM's native activity — direction (sent/received), the original
+        time, the body, and :data:`MESSAGE_ID` = its key — in the CRM's batches.
+
+        Raises ActivitiesRefused when the credential may not write activities (a missing
+        permission or scope), WriteUncertain when a batch's answer was lost (the caller lists
+        :meth:`message_ids` again and writes the rest), like upsert_contacts otherwise.
+        """
+        ...
+
+    async def set_follow(self, contact: Contact, follow: bool) -> Presence:
+        """Set (or clear) :data:`FOLLOW` on the record :func:`match` finds for ``contact``;
+        ``found`` is False (with ``candidates`` when ambiguous) when there is no one record."""
+        ...
+
+    async def followed(self) -> list[Followed]:
+        """Every record whose :data:`FOLLOW` is set (every page)."""
         ...
 
     async def aclose(self) -> None:

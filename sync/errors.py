@@ -154,3 +154,8 @@ class RecordRejected(ConnectorError):
 
 class FatalConnectorError(ConnectorError):
     """An answer we cannot act on; stop and tell the user."""
+
+
+class ActivitiesRefused(ConnectorError):
+    """The CRM accepted the person but refuses the activities syncd writes for their messages
+    (a missing permission or scope): that part fails with a sentence, the contact stays."""
