@@ -9,7 +9,16 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from connectors.base import CRM, ConnectorSettings, Contact, OverwritePolicy
+from connectors.base import (
+    CRM,
+    ConnectorSettings,
+    Contact,
+    Followed,
+    Logged,
+    Message,
+    OverwritePolicy,
+    missing,
+)
 from sync.errors import AuthError
 from sync.retry import RetryPolicy
 from tests.doubles import FakeClock
@@ -27,6 +36,28 @@ ADA = Contact(
         "linkedin_url": "https://www.linkedin.com/in/ada-lovelace",
     },
 )
+
+
+#: A conversation with Ada, oldest first: the member and Ada taking turns.
+CONVERSATION = [
+    Message(
+        f"m-{n}",
+        "c-1",
+        "me" if n % 2 else "them",
+        datetime(2026, 3, 1, 9, n, tzinfo=UTC),
+        text,
+    )
+    for n, text in enumerate(
+        [
+            "Hello Ada — great talk at the engine fair!",
+            "Thank you! Shall we continue next week?",
+            "Yes: Tuesday 10:00 works. 📅",
+            "مرحبا — I'll bring the notes.",
+            "Perfect, see you then.",
+        ],
+        start=1,
+    )
+]
 
 
 def with_fields(contact: Contact, **changes: str) -> Contact:
@@ -87,6 +118,19 @@ class CRMContract:
 
     #: What `forget` says the vendor keeps after its delete ("" when it is permanent at once).
     retention: ClassVar[str] = ""
+
+    #: The longest activity body the vendor takes, in characters (the connector's limit).
+    body_limit: ClassVar[int]
+
+    def logged(self, sandbox: Any, crm_id: str) -> list[dict[str, Any]]:
+        """The activities syncd wrote on the record, as the sandbox stores them, oldest first:
+        ``{"key": <syncd_message_id>, "body": str, "direction": "sent"|"received",
+        "at": aware datetime}``."""
+        raise NotImplementedError
+
+    def seed_human_activity(self, sandbox: Any, crm_id: str) -> None:
+        """Add an activity on the record as a person would in the CRM's UI (no syncd key)."""
+        raise NotImplementedError
 
     # -- shared fixtures -----------------------------------------------------------------
 
@@ -451,6 +495,82 @@ class CRMContract:
         assert not held.found
         assert held.id is None
         assert dict(held.fields) == {}
+
+    # -- messages as activities, and the follow flag (issue 12) --------------------------
+
+    async def _write_missing(self, crm: CRM, record: str, messages: list[Message]) -> Logged:
+        held = await crm.message_ids(record)
+        return await crm.add_messages(record, missing(messages, held, self.body_limit))
+
+    async def test_messages_are_written_once(self, sandbox: Any, clock: FakeClock) -> None:
+        """Each message becomes one activity with its direction, time and text; writing the
+        same conversation again writes nothing, decided by what the CRM holds."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        assert created.id is not None
+        self.seed_human_activity(sandbox, created.id)
+        first = await self._write_missing(crm, created.id, CONVERSATION[:3])
+        again = await self._write_missing(crm, created.id, CONVERSATION[:3])
+        held = await crm.message_ids(created.id)
+        await crm.aclose()
+        assert (first.written, first.split, again.written) == (3, 0, 0)
+        assert held == {m.id for m in CONVERSATION[:3]}
+        logged = self.logged(sandbox, created.id)
+        assert [(a["key"], a["body"], a["direction"]) for a in logged] == [
+            (m.id, m.text, "sent" if m.sender == "me" else "received") for m in CONVERSATION[:3]
+        ]
+        assert [a["at"] for a in logged] == [m.sent_at for m in CONVERSATION[:3]]
+
+    async def test_only_new_messages_are_written(self, sandbox: Any, clock: FakeClock) -> None:
+        """Three new messages after a first run: exactly three more activities."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        assert created.id is not None
+        await self._write_missing(crm, created.id, CONVERSATION[:2])
+        later = await self._write_missing(crm, created.id, CONVERSATION)
+        await crm.aclose()
+        assert later.written == len(CONVERSATION) - 2
+        assert [a["key"] for a in self.logged(sandbox, created.id)] == [m.id for m in CONVERSATION]
+
+    async def test_a_long_message_is_split_in_order(self, sandbox: Any, clock: FakeClock) -> None:
+        """A body past the vendor's limit goes in numbered parts, in order, that give the
+        text back exactly (emoji and all); written counts it once."""
+        text = ("Grüße 👋🏽 — " * (self.body_limit // 5))[: self.body_limit * 2 + 17]
+        long = Message("m-long", "c-1", "them", CONVERSATION[-1].sent_at, text)
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        assert created.id is not None
+        logged = await self._write_missing(crm, created.id, [long])
+        await crm.aclose()
+        assert (logged.written, logged.split) == (1, 1)
+        parts = self.logged(sandbox, created.id)
+        assert [p["key"] for p in parts] == ["m-long#1/3", "m-long#2/3", "m-long#3/3"]
+        assert all(len(p["body"]) <= self.body_limit for p in parts)
+        assert "".join(p["body"].split(") ", 1)[1] for p in parts) == text
+
+    async def test_follow_flag_is_set_listed_and_cleared(
+        self, sandbox: Any, clock: FakeClock
+    ) -> None:
+        """follow marks the record, followed() lists it with its publicId, unfollow clears
+        it; someone not in the CRM cannot be followed."""
+        crm = self.make_crm(sandbox, clock)
+        (created,) = await crm.upsert_contacts([ADA])
+        before = await crm.followed()
+        marked = await crm.set_follow(ADA, True)
+        listed = await crm.followed()
+        cleared = await crm.set_follow(ADA, False)
+        after = await crm.followed()
+        nobody = await crm.set_follow(with_fields(ADA, email="x@y.example"), True)
+        stranger = Contact("urn:li:member:4242", {"first_name": "No", "last_name": "One"})
+        absent = await crm.set_follow(stranger, True)
+        await crm.aclose()
+        assert before == []
+        assert (marked.found, marked.id) == (True, created.id)
+        assert listed == [Followed(str(created.id), "ada-lovelace")]
+        assert cleared.found
+        assert after == []
+        assert nobody.found  # found by identity whatever the email says
+        assert not absent.found
 
     # -- tokens: refresh on 401, a refused refresh is AuthError ----------------------------
 
