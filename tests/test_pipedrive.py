@@ -18,7 +18,7 @@ from connectors._ratelimit import Limiter, RateLimiter, Unlimited
 from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.pipedrive import ratelimit
 from connectors.pipedrive.client import PipedriveCRM
-from connectors.pipedrive.mapping import SYNCED_AT_FIELD
+from connectors.pipedrive.mapping import BODY_LIMIT, SYNCED_AT_FIELD
 from connectors.pipedrive.sandbox.app import PROFILE_FIELD, PipedriveSandbox
 from connectors.pipedrive.sandbox.http import TOKEN_COST
 from sync.errors import AuthError, FatalConnectorError
@@ -82,6 +82,15 @@ class TestPipedriveContract(CRMContract):
         return value
 
     retention = "purged by Pipedrive after 30 days"
+
+    body_limit = BODY_LIMIT
+
+    def logged(self, sandbox: Any, crm_id: str) -> list[dict[str, Any]]:
+        views: list[dict[str, Any]] = sandbox.logged(crm_id)
+        return views
+
+    def seed_human_activity(self, sandbox: Any, crm_id: str) -> None:
+        sandbox.seed_note(crm_id, "<p>Called her; wants a demo in May.</p>")
 
 
 # -- helpers --------------------------------------------------------------------------

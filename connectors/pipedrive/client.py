@@ -11,6 +11,10 @@ each hit is read by id before :func:`connectors.base.match` judges. Then only wh
 :func:`connectors.base.fields_to_write` allows is sent, in one ``PATCH`` or ``POST``.
 Every create and update also stamps the "syncd synced at" field with the time of the write.
 
+Each message becomes one v1 note on the person (:mod:`connectors.pipedrive.notes`), dated
+with the message's time; which messages Pipedrive holds is read from syncd's note markers.
+The follow flag is the "syncd follow" person field (:mod:`connectors.pipedrive.follow`).
+
 ``erase`` finds the person the same way, deletes the notes syncd wrote on it (v1
 ``/api/v1/notes``: only those carrying syncd's marker) and then the person
 (``DELETE /api/v2/persons/{id}``, which Pipedrive keeps 30 days before purging); ``export``
@@ -31,11 +35,14 @@ from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor, in_header
 from connectors.base import (
     MATCH_STEPS,
+    Activity,
     Candidate,
     ConnectorSettings,
     Contact,
     Erasure,
+    Followed,
     Holding,
+    Logged,
     Match,
     MatchStep,
     Presence,
@@ -46,26 +53,30 @@ from connectors.base import (
     name_key,
     profile_key,
 )
-from connectors.pipedrive import errors, ratelimit
+from connectors.pipedrive import errors, follow, ratelimit
 from connectors.pipedrive.mapping import (
+    FOLLOW_FIELD,
+    FOLLOWING,
     JOB_TITLE,
     PAGE_LIMIT,
     POSTAL_ADDRESS,
     SYNCED_AT_FIELD,
+    FieldDefinition,
     FieldMap,
     Person,
     desired,
     field_from,
     full_name,
     member_of,
+    note_time,
     person_body,
     person_fields,
     person_from,
+    search_items,
     stamped,
     synced_at_of,
-    v1_time,
 )
-from connectors.pipedrive.notes import delete_notes, syncd_notes
+from connectors.pipedrive.notes import add_notes, delete_notes, message_keys, syncd_notes
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
@@ -123,6 +134,8 @@ class PipedriveCRM:
             limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
         )
         self._fields: FieldMap | None = None
+        #: The hashed key of the "syncd follow" field, once it is known to exist.
+        self._follow_key = ""
         #: Organization name (folded) -> id; None for "searched, not there" (this call only).
         self._org_ids: dict[str, int | None] = {}
         self._org_names: dict[int, str] = {}
@@ -224,7 +237,7 @@ class PipedriveCRM:
         person = records[verdict.record.id]
         held = person_fields(person, fields, await self._org_name(person["org_id"]))
         notes = await syncd_notes(self._api, person["id"])
-        dates = sorted(t for t in (v1_time(n["add_time"]) for n in notes) if t is not None)
+        dates = sorted(t for t in map(note_time, notes) if t is not None)
         return Holding(
             found=True,
             id=verdict.record.id,
@@ -234,6 +247,46 @@ class PipedriveCRM:
             synced_at=synced_at_of(person, fields),
             step=verdict.step,
         )
+
+    async def message_ids(self, record_id: str) -> frozenset[str]:
+        """The activity keys in the markers of syncd's notes on the person (every page);
+        a human's notes are not counted."""
+        return await message_keys(self._api, int(record_id))
+
+    async def add_messages(self, record_id: str, activities: Sequence[Activity]) -> Logged:
+        """One note per activity, oldest first (Pipedrive has no batch note create)."""
+        return await add_notes(self._api, int(record_id), activities)
+
+    async def set_follow(self, contact: Contact, follow: bool) -> Presence:
+        """Set (or clear) "syncd follow" on the person :func:`match` finds for
+        ``contact``; nothing is sent when it already says so."""
+        self._forget_missing_orgs()
+        fields = await self._field_map(create=False)
+        verdict, records = await self._lookup(contact, fields)
+        if verdict.record is None:
+            return Presence(found=False, step=verdict.step, candidates=verdict.ambiguous)
+        person = records[verdict.record.id]
+        key = await self._follow_field(create=follow)
+        current = (person["custom_fields"].get(key) or "").strip() if key else ""
+        if key and (current == FOLLOWING) != follow:
+            body = {"custom_fields": {key: FOLLOWING if follow else None}}
+            stamp = stamped(body, fields, datetime.now(UTC))
+            await self._api.call("PATCH", f"{PERSONS}/{person['id']}", body=stamp)
+        return Presence(
+            found=True,
+            id=verdict.record.id,
+            owner=verdict.record.owner,
+            url=self._url(verdict.record.id),
+            step=verdict.step,
+        )
+
+    async def followed(self) -> list[Followed]:
+        """Every person whose "syncd follow" is set, with its publicId (every page)."""
+        key = await self._follow_field(create=False)
+        fields = await self._field_map(create=False)
+        if not key or not fields.profile_url:
+            return []
+        return await follow.followed(self._api, key, fields.profile_url)
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -265,16 +318,7 @@ class PipedriveCRM:
         and missing), and which contact-sync fields the company has."""
         if self._fields is not None:
             return self._fields
-        definitions = []
-        cursor: str | None = None
-        while True:
-            params = {"limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
-            response = await self._api.call("GET", PERSON_FIELDS, params=params)
-            data, more = self._envelope(response)
-            definitions += [f for f in map(field_from, data or []) if f is not None]
-            cursor = more.get("next_cursor") if isinstance(more.get("next_cursor"), str) else None
-            if not cursor:
-                break
+        definitions = await self._definitions()
         custom = {
             f["field_name"].casefold(): f["field_code"] for f in definitions if f["is_custom_field"]
         }
@@ -298,6 +342,39 @@ class PipedriveCRM:
             self._fields = found
         return found
 
+    async def _definitions(self) -> list[FieldDefinition]:
+        """Every person field definition, every page."""
+        definitions: list[FieldDefinition] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
+            response = await self._api.call("GET", PERSON_FIELDS, params=params)
+            data, more = self._envelope(response)
+            definitions += [f for f in map(field_from, data or []) if f is not None]
+            cursor = more.get("next_cursor") if isinstance(more.get("next_cursor"), str) else None
+            if not cursor:
+                return definitions
+
+    async def _follow_field(self, *, create: bool) -> str:
+        """The key of the "syncd follow" field ("" while it does not exist), made as a
+        text field if missing and ``create``."""
+        if self._follow_key:
+            return self._follow_key
+        for definition in await self._definitions():
+            name = definition["field_name"].casefold()
+            if definition["is_custom_field"] and name == FOLLOW_FIELD.casefold():
+                self._follow_key = definition["field_code"]
+                return self._follow_key
+        if create:
+            body = {"field_name": FOLLOW_FIELD, "field_type": "varchar"}
+            made = field_from(await self._data("POST", PERSON_FIELDS, body=body))
+            if made is None:
+                raise FatalConnectorError(
+                    self._connector, f"{self._connector} sent a malformed field"
+                )
+            self._follow_key = made["field_code"]
+        return self._follow_key
+
     # -- organizations -------------------------------------------------------------------
 
     def _forget_missing_orgs(self) -> None:
@@ -318,7 +395,7 @@ class PipedriveCRM:
         data = await self._data("GET", f"{ORGANIZATIONS}/search", params=params)
         found = {
             item["id"]: str(item["name"])
-            for item in _search_items(data)
+            for item in search_items(data)
             if _fold(str(item.get("name", ""))) == key
         }
         org_id = min(found) if found else None
@@ -408,7 +485,7 @@ class PipedriveCRM:
         if org_id is not None:
             params["organization_id"] = str(org_id)
         data = await self._data("GET", f"{PERSONS}/search", params=params)
-        return sorted({item["id"] for item in _search_items(data)})
+        return sorted({item["id"] for item in search_items(data)})
 
     async def _person(self, person_id: int) -> Person | None:
         """A person read by id; None if it is gone."""
@@ -506,17 +583,6 @@ class PipedriveCRM:
 
 def _fold(value: str | None) -> str:
     return " ".join((value or "").split()).casefold()
-
-
-def _search_items(data: object) -> list[dict[str, Any]]:
-    """The ``item`` of each search result that has an integer id."""
-    items = data.get("items") if isinstance(data, dict) else None
-    out = []
-    for entry in items if isinstance(items, list) else []:
-        item = entry.get("item") if isinstance(entry, dict) else None
-        if isinstance(item, dict) and isinstance(item.get("id"), int):
-            out.append(item)
-    return out
 
 
 def _waves(contacts: Sequence[Contact]) -> list[list[int]]:

@@ -21,8 +21,11 @@ member id     a custom text field found by name (default "syncd member id")
 synced at     a custom text field "syncd synced at": the instant of syncd's last write
 ============  ==========================================================================
 
-The notes syncd writes on a person end with a marker line (:func:`note_marker`); only notes
-that carry it are syncd's to delete or export (:func:`is_syncd_note`).
+Each message syncd relays is one note on the person (:func:`note_content`): the text, a line
+with its direction and time, and a marker line (:func:`note_marker`) carrying the activity
+key; only notes that end with the marker are syncd's to count, delete or export
+(:func:`is_syncd_note`, :func:`note_key`). Followed people carry a text custom field
+"syncd follow" set to :data:`FOLLOWING`.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
-from connectors.base import FIELDS
+from connectors.base import FIELDS, Activity
 
 #: Standard person fields that exist only once the company has set up contact sync.
 JOB_TITLE: Final = "job_title"
@@ -53,7 +56,35 @@ SYNCED_AT_FIELD: Final = "syncd synced at"
 #: The last line of every note syncd writes on a person, before the source's message id.
 #: Plain text, so it survives Pipedrive's sanitising of note HTML.
 NOTE_MARKER: Final = "relayed by syncd · message "
-_MARKER_LINE = re.compile(re.escape(NOTE_MARKER) + r"\S+")
+_MARKER_LINE = re.compile(re.escape(NOTE_MARKER) + r"(\S+)")
+#: Pipedrive's note size: "approximately 100,000 characters (or 100KB per note)"
+#: (``v1.yaml``, the Notes tag). Read as 100,000 bytes of UTF-8, the stricter reading.
+NOTE_CONTENT_LIMIT: Final = 100_000
+#: Room kept in a note for what surrounds the message text: the paragraph tags, the
+#: direction line and the marker line with its key (source message ids are short; 1,000
+#: bytes leaves a key of 900).
+NOTE_OVERHEAD: Final = 1_000
+#: The longest message text (in characters) one note carries; a longer one is split
+#: (``connectors.base.activities``). Each character can grow to 5 bytes in the note
+#: (``&`` is written ``&amp;``; a newline ``<br>``; any code point is at most 4 bytes of
+#: UTF-8), so any text of this length fits 100 KB whatever it holds. LinkedIn messages
+#: stop at 8,000 characters, so a real message is never split.
+BODY_LIMIT: Final = (NOTE_CONTENT_LIMIT - NOTE_OVERHEAD) // 5
+#: The person custom field that marks a followed person (``connectors.base.FOLLOW``): text
+#: (``varchar``), because person search looks into text-like custom fields only (``v2.yaml``,
+#: ``/persons/search``), not into a single-option ``enum``; so ``followed`` is one exact
+#: search for :data:`FOLLOWING` instead of listing every person of the company.
+FOLLOW_FIELD: Final = "syncd follow"
+#: The "syncd follow" value of a followed person: a word no other field is likely to hold
+#: whole (unlike "yes"), so the exact search finds few strangers; each hit is read back and
+#: checked anyway. Cleared, the field is empty.
+FOLLOWING: Final = "following"
+_DIRECTION = {"me": "sent", "them": "received"}
+_NOTE = re.compile(
+    r"<p>(?P<body>.*)</p><p>LinkedIn message (?P<direction>sent|received) "
+    r"(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d) UTC</p><p>(?P<marker>[^<]*)</p>",
+    re.DOTALL,
+)
 _BREAK = re.compile(r"<\s*(?:br|/p|/div|/li|/h[1-6])\b[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 
@@ -296,6 +327,72 @@ def note_marker(message_id: str) -> str:
     return NOTE_MARKER + token
 
 
+def direction_line(activity: Activity) -> str:
+    """The line under a message's text: who sent it and when (UTC, to the minute), e.g.
+    ``LinkedIn message sent 2026-03-01 09:01 UTC``."""
+    at = activity.message.sent_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return f"LinkedIn message {_DIRECTION[activity.message.sender]} {at} UTC"
+
+
+def note_content(activity: Activity) -> str:
+    """The ``content`` of the note for ``activity``: its body HTML-escaped (a newline as
+    ``<br>``), the direction line and the marker line, one paragraph each."""
+    body = html.escape(activity.body, quote=False).replace("\n", "<br>")
+    lines = (direction_line(activity), note_marker(activity.key))
+    return f"<p>{body}</p>" + "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in lines)
+
+
+def v1_stamp(at: datetime) -> str:
+    """``at`` as API v1 takes a time: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True, slots=True)
+class NoteText:
+    """A note syncd wrote, read back whole: what :func:`note_content` put in it."""
+
+    key: str
+    body: str
+    direction: str
+    #: The message time from the direction line (to the minute).
+    at: datetime
+
+
+def read_note(content: str) -> NoteText | None:
+    """A note's content as :func:`note_content` wrote it, taken apart exactly; None for
+    any other note (a human's, or one Pipedrive's sanitising reshaped)."""
+    found = _NOTE.fullmatch(content)
+    if found is None:
+        return None
+    marker = _MARKER_LINE.fullmatch(html.unescape(found["marker"]))
+    if marker is None:
+        return None
+    body = html.unescape(found["body"].replace("<br>", "\n"))
+    at = datetime.strptime(found["at"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    return NoteText(marker[1], body, found["direction"], at)
+
+
+def note_key(content: str) -> str | None:
+    """The activity key in a syncd note's marker line (the last line of text); None for a
+    note without one."""
+    lines = note_lines(content)
+    marker = _MARKER_LINE.fullmatch(lines[-1]) if lines else None
+    return marker[1] if marker else None
+
+
+def note_time(note: Note) -> datetime | None:
+    """When the message of a syncd note was sent: its ``add_time`` (syncd sets it to the
+    message time, to the second) when that agrees with the direction line, else the
+    direction line's minute (should Pipedrive have kept the time of the write)."""
+    added = v1_time(note["add_time"])
+    written = read_note(note["content"])
+    if written is None:
+        return added
+    if added is not None and added.replace(second=0) == written.at:
+        return added
+    return written.at
+
+
 def note_lines(content: str) -> list[str]:
     """A note's content as Pipedrive answers it (sanitised HTML) as its non-empty lines of
     plain text, spaces folded."""
@@ -394,6 +491,17 @@ def note_from(item: object) -> Note | None:
         "active_flag": item.get("active_flag") is not False,
         "pinned_to_person_flag": item.get("pinned_to_person_flag") is True,
     }
+
+
+def search_items(data: object) -> list[dict[str, Any]]:
+    """The ``item`` of each v2 search result that has an integer id."""
+    items = data.get("items") if isinstance(data, dict) else None
+    out = []
+    for entry in items if isinstance(items, list) else []:
+        item = entry.get("item") if isinstance(entry, dict) else None
+        if isinstance(item, dict) and isinstance(item.get("id"), int):
+            out.append(item)
+    return out
 
 
 def field_from(item: object) -> FieldDefinition | None:

@@ -7,7 +7,15 @@ Deleting a person marks it deleted, as Pipedrive does for 30 days before its pur
 leaves search, lists and :meth:`PipedriveSandbox.contact_count`, a write or a second delete
 answers 404, and ``GET /api/v2/persons/{id}`` still answers it with ``is_deleted: true``
 (the v2 person's flag; v1 answered ``active_flag: false``). Notes are added, listed by
-``person_id`` with v1's ``start``/``limit`` pages, and deleted.
+``person_id`` with v1's ``start``/``limit`` pages, and deleted; a note takes ``add_time``
+(``YYYY-MM-DD HH:MM:SS``, UTC, past or future, as ``v1.yaml`` documents) and content of at
+most 100 KB. Pipedrive does not document what deleting a person does to its notes, so they
+stay listed here (syncd's ``erase`` deletes its own notes first either way).
+
+Knobs beyond the shared core's: ``refuse_notes`` (``POST /api/v1/notes`` answers 403 ``Scope
+and URL mismatch``, as Pipedrive does for a credential without the notes' scope) and
+``page_cap`` (lists and searches answer at most that many items per page, so tests page
+without thousands of records). ``logged`` and ``note_count`` tell tests what notes hold.
 
 Emulated: ``x-api-token`` or Bearer auth (401 ``unauthorized access``), the refresh-token
 grant with HTTP Basic client auth, the envelope, validation (400), the token-based rate
@@ -25,6 +33,7 @@ import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import ClassVar
 from urllib.parse import parse_qsl
 
@@ -42,7 +51,9 @@ from connectors.pipedrive.mapping import (
     Organization,
     Person,
     primary,
+    read_note,
     split_name,
+    v1_time,
 )
 from connectors.pipedrive.sandbox import http as h
 from connectors.pipedrive.sandbox.store import (
@@ -88,6 +99,10 @@ class PipedriveSandbox:
             search_burst=search_burst,
         )
         self._access_tokens: set[str] = set()
+        #: Answer every note create with the 403 of a credential that may not add notes.
+        self.refuse_notes = False
+        #: At most this many items per page of a list or search (None: as asked).
+        self.page_cap: int | None = None
         vendor = Starlette(routes=self._routes())
         self.app = self.core.wrap(vendor, snapshot=self.snapshot, reset_records=self._reset)
 
@@ -123,6 +138,23 @@ class PipedriveSandbox:
     def note_count(self, person_id: int | str) -> int:
         """How many notes (not deleted) are on a person, the person deleted or not."""
         return len(self.store.live_notes(int(person_id)))
+
+    def logged(self, person_id: int | str) -> list[dict[str, object]]:
+        """The notes syncd wrote on a person, oldest message first, taken apart:
+        ``{"key", "body", "direction", "at"}`` (``at`` from the note's ``add_time``)."""
+        out: list[tuple[datetime, int, dict[str, object]]] = []
+        for note in self.store.live_notes(int(person_id)):
+            parsed = read_note(note["content"])
+            at = v1_time(note["add_time"])
+            if parsed is None or at is None:
+                continue
+            view = {"key": parsed.key, "body": parsed.body, "direction": parsed.direction}
+            out.append((at, note["id"], {**view, "at": at}))
+        return [view for _, _, view in sorted(out, key=lambda t: (t[0], t[1]))]
+
+    def seed_note(self, person_id: int | str, content: str) -> int:
+        """Add a note on a person as someone would in the web UI; its id."""
+        return self.store.create_note({"content": content, "person_id": int(person_id)})["id"]
 
     def company_of(self, person_id: int | str) -> str | None:
         """The name of the organization a person is linked to."""
@@ -324,7 +356,15 @@ class PipedriveSandbox:
         query = request.query_params
         org_id = h.query_int(query, "org_id")
         persons = [p for p in self.store.live_persons() if org_id is None or p["org_id"] == org_id]
-        page, more = h.cursor_page(list(persons), query)
+        if query.get("ids"):
+            ids = _id_list(query["ids"], "ids", most=100)
+            persons = [p for p in persons if p["id"] in ids]
+        if query.get("custom_fields"):
+            keys = set(query["custom_fields"].split(","))
+            if len(keys) > 15:
+                raise bad_request("custom_fields takes at most 15 keys")
+            persons = [_only_custom(p, keys) for p in persons]
+        page, more = h.cursor_page(list(persons), query, cap=self.page_cap)
         return h.ok(page, more)
 
     async def _add_person(self, request: Request) -> Response:
@@ -351,7 +391,7 @@ class PipedriveSandbox:
             exact=h.query_bool(query, "exact_match"),
             org_id=h.query_int(query, "organization_id"),
         )
-        page, more = h.cursor_page([self._person_hit(p) for p in hits], query)
+        page, more = h.cursor_page([self._person_hit(p) for p in hits], query, cap=self.page_cap)
         return h.ok({"items": page}, more)
 
     def _person_hit(self, person: Person) -> dict[str, object]:
@@ -427,6 +467,7 @@ class PipedriveSandbox:
         limit = h.query_int(query, "limit", 100) or 100
         if limit > PAGE_LIMIT:
             raise bad_request(f"limit must not exceed {PAGE_LIMIT}")
+        limit = min(limit, self.page_cap) if self.page_cap else limit
         more = start + limit < len(notes)
         pagination: dict[str, object] = {
             "start": start,
@@ -438,6 +479,8 @@ class PipedriveSandbox:
         return h.ok(notes[start : start + limit], {"pagination": pagination})
 
     async def _add_note(self, request: Request) -> Response:
+        if self.refuse_notes:
+            return JSONResponse(h.error_body("Scope and URL mismatch", error_code=403), 403)
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             body: dict[str, object] = dict(parse_qsl((await request.body()).decode()))
         else:
@@ -455,6 +498,20 @@ class PipedriveSandbox:
         if note["org_id"] in self.store.organizations:
             view["organization"] = {"name": self.store.organizations[note["org_id"] or 0]["name"]}
         return view
+
+
+def _id_list(raw: str, name: str, *, most: int) -> set[int]:
+    parts = raw.split(",")
+    if len(parts) > most or not all(p.strip().isdigit() for p in parts):
+        raise bad_request(f"{name} must be a comma-separated list of at most {most} integers")
+    return {int(p) for p in parts}
+
+
+def _only_custom(person: Person, keys: set[str]) -> Person:
+    """``person`` with only the custom fields ``keys`` (``custom_fields=`` of a list)."""
+    out: Person = {**person}
+    out["custom_fields"] = {k: v for k, v in person["custom_fields"].items() if k in keys}
+    return out
 
 
 def _search_fields(raw: str | None, allowed: frozenset[str]) -> set[str]:

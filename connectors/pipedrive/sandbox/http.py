@@ -222,12 +222,15 @@ def query_bool(query: Mapping[str, str], name: str) -> bool:
 
 
 def cursor_page(
-    items: list[object], query: Mapping[str, str]
+    items: list[object], query: Mapping[str, str], *, cap: int | None = None
 ) -> tuple[list[object], dict[str, object]]:
-    """One page of ``items`` by v2's opaque ``cursor`` and ``limit`` (at most 500)."""
+    """One page of ``items`` by v2's opaque ``cursor`` and ``limit`` (at most 500); with
+    ``cap``, a page holds no more than that, whatever was asked (a server may answer
+    fewer items than ``limit``: clients follow the cursor)."""
     limit = query_int(query, "limit", 100) or 100
     if limit > 500:
         raise bad_request("limit must not exceed 500")
+    limit = min(limit, cap) if cap else limit
     start = _decode_cursor(query.get("cursor"))
     page = items[start : start + limit]
     more = start + limit < len(items)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from connectors.pipedrive.mapping import (
     JOB_TITLE,
+    NOTE_CONTENT_LIMIT,
     POSTAL_ADDRESS,
     Address,
     ContactPoint,
@@ -28,6 +29,9 @@ from connectors.pipedrive.mapping import (
 )
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_V1_TIME = re.compile(
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+)
 #: Field types a new custom field may have (``POST /api/v2/personFields``).
 CREATABLE_TYPES = frozenset(
     {"varchar", "text", "double", "phone", "date", "daterange", "time", "timerange", "set"}
@@ -330,6 +334,11 @@ class Store:
         content = body.get("content")
         if not isinstance(content, str) or not content.strip():
             raise PipedriveError(400, "Note content is required.")
+        if len(content.encode("utf-8", "surrogatepass")) > NOTE_CONTENT_LIMIT:
+            raise PipedriveError(400, "Note content is too long.")
+        added = body.get("add_time")
+        if added is not None and not (isinstance(added, str) and _V1_TIME.fullmatch(added)):
+            raise PipedriveError(400, "add_time must be in the format YYYY-MM-DD HH:MM:SS.")
         person_id, org_id, deal_id = (
             _optional_id(body, k) for k in ("person_id", "org_id", "deal_id")
         )
@@ -349,7 +358,7 @@ class Store:
             "org_id": org_id,
             "deal_id": deal_id,
             "user_id": USER_ID,
-            "add_time": stamp,
+            "add_time": added if isinstance(added, str) else stamp,
             "update_time": stamp,
             "active_flag": True,
             "pinned_to_person_flag": body.get("pinned_to_person_flag") in (True, 1, "1"),
