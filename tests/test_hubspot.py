@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,7 +14,16 @@ import pytest
 from connectors._ratelimit import Limiter, Unlimited
 from connectors.base import SYNCED_AT, ConnectorSettings, Contact, OverwritePolicy
 from connectors.hubspot.client import HubSpotCRM
-from connectors.hubspot.mapping import CUSTOM_PROPERTIES, IDENTITY_PROPERTY, PROPERTY_OF
+from connectors.hubspot.mapping import (
+    BODY_LIMIT,
+    BODY_PROPERTY,
+    CUSTOM_PROPERTIES,
+    IDENTITY_PROPERTY,
+    MESSAGE_ID_PROPERTY,
+    PROPERTY_OF,
+    TIMESTAMP_PROPERTY,
+    read_body,
+)
 from connectors.hubspot.sandbox.app import HubSpotSandbox
 from sync.errors import AuthError, FatalConnectorError
 from sync.retry import RetryPolicy
@@ -76,8 +86,38 @@ class TestHubSpotContract(CRMContract):
             {"client_id": client_id, "client_secret": secret, "refresh_token": refresh}
         )
 
+    body_limit = BODY_LIMIT
 
-# -- helpers --------------------------------------------------------------------------
+    def logged(self, sandbox: Any, crm_id: str) -> list[dict[str, Any]]:
+        return logged(sandbox, crm_id)
+
+    def seed_human_activity(self, sandbox: Any, crm_id: str) -> None:
+        store = sandbox.communications
+        props = {
+            "hs_communication_channel_type": "LINKEDIN_MESSAGE",
+            "hs_communication_logged_from": "CRM",
+            BODY_PROPERTY: "Called her back about the fair, see notes.",
+            TIMESTAMP_PROPERTY: "2026-03-01T08:00:00.000Z",
+        }
+        store.create(store.validate(props), [crm_id])
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def logged(sandbox: HubSpotSandbox, crm_id: str) -> list[dict[str, Any]]:
+    """The communications syncd wrote on a contact, oldest first (creation order breaks
+    ties): key, body without the direction, direction, time."""
+    out: list[tuple[datetime, int, dict[str, Any]]] = []
+    for made in sandbox.communications.of(crm_id):
+        key = made.properties.get(MESSAGE_ID_PROPERTY)
+        if not key:
+            continue
+        direction, body = read_body(made.properties.get(BODY_PROPERTY, ""))
+        at = datetime.fromisoformat(made.properties[TIMESTAMP_PROPERTY].replace("Z", "+00:00"))
+        item = {"key": key, "body": body, "direction": direction, "at": at.astimezone(UTC)}
+        out.append((at, int(made.id), item))
+    return [item for _, _, item in sorted(out, key=lambda t: (t[0], t[1]))]
 
 
 def make_crm(

@@ -10,6 +10,8 @@ turn a 409 "Existing ID: N" into an update of N. Every create and update also se
 
 ``erase`` finds the person the same way and sends HubSpot's GDPR delete, never a plain
 ``DELETE`` (which HubSpot keeps restorable for 90 days); ``export`` reads the record back.
+LinkedIn messages go in as Communications (:mod:`connectors.hubspot.communications`); the
+follow flag is the contact property ``syncd_follow``, found again by search.
 Docs: https://developers.hubspot.com/docs/api/crm/contacts
 """
 
@@ -25,25 +27,34 @@ from connectors._http import json_object
 from connectors._ratelimit import Layered, Limiter
 from connectors._session import Session, Vendor
 from connectors.base import (
+    Activity,
     Candidate,
     ConnectorSettings,
     Contact,
     Erasure,
+    Followed,
     Holding,
+    Logged,
     Match,
     Presence,
     TargetOutcome,
     fields_to_write,
     match,
+    profile_key,
 )
 from connectors.hubspot import errors, ratelimit
+from connectors.hubspot.communications import Communications, instant
 from connectors.hubspot.companies import Companies, association
 from connectors.hubspot.lookup import Lookup, candidate, record, records
 from connectors.hubspot.mapping import (
     BATCH_LIMIT,
+    BODY_LIMIT,
     CUSTOM_PROPERTIES,
     EXPORT_PROPERTIES,
+    FOLLOW_DEFINITION,
+    FOLLOW_PROPERTY,
     IDENTITY_PROPERTY,
+    LINKEDIN_PROPERTY,
     READ_PROPERTIES,
     SYNCED_AT_PROPERTY,
     canonical,
@@ -51,7 +62,7 @@ from connectors.hubspot.mapping import (
     to_fields,
     to_properties,
 )
-from sync.errors import FatalConnectorError
+from sync.errors import ActivitiesRefused, FatalConnectorError
 from sync.retry import RetryPolicy
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -74,6 +85,8 @@ class HubSpotCRM:
     """Upserts contacts into one HubSpot account (implements ``connectors.base.CRM``)."""
 
     name: ClassVar[str] = "hubspot"
+    #: The longest activity body (a message, or one part of a long one) syncd writes.
+    body_limit: ClassVar[int] = BODY_LIMIT
 
     def __init__(
         self,
@@ -108,6 +121,8 @@ class HubSpotCRM:
         self._strict = settings.strict_match
         self._lookup = Lookup(self._connector, self._call)
         self._companies = Companies(self._connector, self._call)
+        self._communications = Communications(self._connector, self._call)
+        self._follow_ready = False
         self._account: tuple[str, str] | None = None  # (portal id, UI domain)
 
     # -- the CRM protocol ----------------------------------------------------------------
@@ -187,11 +202,10 @@ class HubSpotCRM:
         """GDPR-delete the contact :func:`match` finds for ``contact``: permanent at once,
         with its associated content; the companies it was linked to stay.
 
-        ``activities`` counts what syncd wrote on the contact that went with it: syncd
-        writes no activities in HubSpot yet, so it is 0 (once LinkedIn messages go in as
-        Communications carrying ``syncd_message_id``, it will be their number, counted on
-        the contact before the delete). A lost answer raises WriteUncertain; erasing again
-        then finds the person ``absent``.
+        ``activities`` counts the communications syncd wrote on the contact (those carrying
+        ``syncd_message_id``), counted before the delete, which takes them with it (0 when
+        the token may not read communications). A lost answer raises WriteUncertain;
+        erasing again then finds the person ``absent``.
         """
         verdict = await self._locate(contact)
         if verdict.ambiguous:
@@ -199,6 +213,10 @@ class HubSpotCRM:
         if verdict.record is None:
             return Erasure("absent")
         record_id = verdict.record.id
+        try:
+            written = len(await self._communications.held(record_id))
+        except ActivitiesRefused:
+            written = 0
         body = {"objectId": record_id}
         answer = await self._call("POST", GDPR_DELETE, body=body, ok=_GONE_OK)
         if answer.status_code == 404:
@@ -206,12 +224,13 @@ class HubSpotCRM:
             if errors.error_fields(answer).get("category") != "OBJECT_NOT_FOUND":
                 raise errors.classify(self._connector, answer)
             return Erasure("absent")
-        return Erasure("erased", id=record_id, step=verdict.step)
+        return Erasure("erased", id=record_id, activities=written, step=verdict.step)
 
     async def export(self, contact: Contact) -> Holding:
         """What HubSpot holds now about the contact :func:`match` finds for ``contact``:
-        the mapped fields, read back by id, and ``syncd_synced_at``; writes nothing.
-        syncd writes no activities in HubSpot yet, so ``activities`` is empty."""
+        the mapped fields, read back by id, ``syncd_synced_at``, and the dates of the
+        communications syncd wrote on it (none when the token may not read them); writes
+        nothing."""
         verdict = await self._locate(contact)
         if verdict.ambiguous:
             return Holding(False, step=verdict.step, candidates=verdict.ambiguous)
@@ -226,14 +245,78 @@ class HubSpotCRM:
         if held is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed record")
         props = held["properties"]
+        try:
+            logged = await self._communications.held(record_id)
+        except ActivitiesRefused:
+            logged = []
+        dates = sorted(d for _, stamp in logged if (d := instant(stamp)) is not None)
         return Holding(
             True,
             id=record_id,
             url=await self._url(record_id),
             fields=to_fields(props),
+            activities=tuple(dates),
             synced_at=props.get(SYNCED_AT_PROPERTY) or None,
             step=verdict.step,
         )
+
+    # -- messages and follow mode --------------------------------------------------------
+
+    async def message_ids(self, record_id: str) -> frozenset[str]:
+        """The ``syncd_message_id`` of each communication syncd wrote on the contact."""
+        return frozenset(key for key, _ in await self._communications.held(record_id))
+
+    async def add_messages(self, record_id: str, activities: Sequence[Activity]) -> Logged:
+        """Write each activity as a LinkedIn communication on the contact (see
+        :mod:`connectors.hubspot.communications`); a lost answer raises WriteUncertain."""
+        return await self._communications.add(record_id, activities)
+
+    async def set_follow(self, contact: Contact, follow: bool) -> Presence:
+        """Set or clear ``syncd_follow`` on the contact :func:`match` finds."""
+        verdict = await self._locate(contact)
+        if verdict.ambiguous:
+            return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
+        if verdict.record is None:
+            return Presence(False)
+        found = verdict.record
+        await self._ensure_properties()
+        await self._ensure_follow()
+        props = {
+            FOLLOW_PROPERTY: "true" if follow else "false",
+            SYNCED_AT_PROPERTY: synced_at_now(),
+        }
+        path = f"{CONTACTS}/{found.id}"
+        answer = await self._call("PATCH", path, body={"properties": props}, ok=_GONE_OK)
+        if answer.status_code == 404:
+            return Presence(False)
+        return Presence(
+            True, id=found.id, owner=found.owner, url=await self._url(found.id), step=verdict.step
+        )
+
+    async def followed(self) -> list[Followed]:
+        """Every contact whose ``syncd_follow`` is true, by search (every page), with the
+        publicId of the profile URL syncd wrote; one without that URL cannot be relayed
+        and is left out. HubSpot's search lags seconds behind a write."""
+        if not self._follow_ready:
+            path = f"{PROPERTIES}/{FOLLOW_PROPERTY}"
+            if (await self._call("GET", path, ok={200, 404})).status_code == 404:
+                return []  # nobody was ever followed in this account
+        group = {"filters": [{"propertyName": FOLLOW_PROPERTY, "operator": "EQ", "value": "true"}]}
+        out: list[Followed] = []
+        for hit in await self._lookup.search([group]):
+            key = profile_key(hit["properties"].get(LINKEDIN_PROPERTY))
+            if key is not None:
+                out.append(Followed(hit["id"], key.split("/", 1)[1]))
+        return out
+
+    async def _ensure_follow(self) -> None:
+        """Create the ``syncd_follow`` contact property unless it exists (once per client)."""
+        if self._follow_ready:
+            return
+        path = f"{PROPERTIES}/{FOLLOW_PROPERTY}"
+        if (await self._call("GET", path, ok={200, 404})).status_code == 404:
+            await self._call("POST", PROPERTIES, body=FOLLOW_DEFINITION, ok={200, 201, 409})
+        self._follow_ready = True
 
     async def _locate(self, contact: Contact) -> Match:
         """:func:`match`'s verdict on ``contact`` among HubSpot's candidates, as upserts

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
-from connectors.base import SYNCED_AT
+from connectors.base import FOLLOW, MESSAGE_ID, SYNCED_AT, Activity
 
 #: Where syncd keeps the source's stable member id (``urn:li:member:2002``). A custom
 #: string property with ``hasUniqueValue``: HubSpot then refuses a second record with the
@@ -65,9 +65,108 @@ CONTACT_TO_COMPANY = 279
 #: The batch endpoints take at most this many inputs per request.
 BATCH_LIMIT = 100
 
+# -- LinkedIn messages as Communications --------------------------------------------------
+# https://developers.hubspot.com/docs/api/crm/communications: a message is a communication
+# with ``hs_communication_channel_type`` LINKEDIN_MESSAGE, ``hs_communication_logged_from``
+# CRM (required as is), ``hs_communication_body`` and ``hs_timestamp`` (where it sits on the
+# timeline), associated to the contact in the create.
+
+COMMUNICATIONS = "/crm/v3/objects/communications"
+#: HubSpot-defined association types communication -> contact (the guide's example uses it)
+#: and its reverse, as the v4 list of a contact's communications labels them.
+COMMUNICATION_TO_CONTACT = 81
+CONTACT_TO_COMMUNICATION = 82
+#: Communications' object type id, as the v4 associations API also accepts it.
+COMMUNICATION_TYPE_ID = "0-18"
+CHANNEL_PROPERTY = "hs_communication_channel_type"
+LOGGED_FROM_PROPERTY = "hs_communication_logged_from"
+BODY_PROPERTY = "hs_communication_body"
+TIMESTAMP_PROPERTY = "hs_timestamp"
+LINKEDIN_MESSAGE = "LINKEDIN_MESSAGE"
+#: The channel types and the one logged-from value the guide lists.
+CHANNEL_TYPES = ("WHATS_APP", "LINKEDIN_MESSAGE", "SMS")
+LOGGED_FROM = "CRM"
+
+#: The key of each communication syncd writes (see ``connectors.base.MESSAGE_ID``): a custom
+#: string property of the communications object, ensured on first use.
+MESSAGE_ID_PROPERTY = MESSAGE_ID
+
+#: HubSpot documents a string property value as "limited to 65,536 characters"
+#: (https://developers.hubspot.com/docs/guides/api/crm/properties). HubSpot runs on the JVM,
+#: where a character is a UTF-16 unit: an emoji counts two.
+TEXT_LIMIT = 65_536
+
+#: The communications API has no direction property (the guide lists none), so the body says
+#: it, first, as a HubSpot user reads it on the timeline.
+DIRECTION_PREFIX = {"me": "Sent: ", "them": "Received: "}
+
+#: The longest :class:`connectors.base.Activity` body syncd writes, in Python characters
+#: (code points): even made only of emoji (two UTF-16 units each) and behind the longest
+#: direction prefix, it stays within :data:`TEXT_LIMIT`.
+BODY_LIMIT = (TEXT_LIMIT - max(map(len, DIRECTION_PREFIX.values()))) // 2
+
+#: The contact property that marks a followed person (``connectors.base.FOLLOW``): a HubSpot
+#: ``bool``, whose values travel as the strings "true" and "false".
+FOLLOW_PROPERTY = FOLLOW
+
+
+def utf16_length(text: str) -> int:
+    """How long HubSpot counts ``text``: in UTF-16 units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def communication_body(activity: Activity) -> str:
+    """The ``hs_communication_body`` of an activity: its direction, then its body."""
+    return DIRECTION_PREFIX[activity.message.sender] + activity.body
+
+
+def read_body(body: str) -> tuple[str | None, str]:
+    """A ``hs_communication_body`` syncd wrote as (``"sent"``/``"received"``, the activity's
+    body); (None, body) for a body without syncd's direction prefix."""
+    for sender, prefix in DIRECTION_PREFIX.items():
+        if body.startswith(prefix):
+            return ("sent" if sender == "me" else "received"), body[len(prefix) :]
+    return None, body
+
+
+def communication_input(record_id: str, activity: Activity) -> dict[str, object]:
+    """One input of ``POST /crm/v3/objects/communications/batch/create``: the message as a
+    LinkedIn communication, associated to contact ``record_id`` in the same request."""
+    sent_at = activity.message.sent_at.astimezone(UTC)
+    return {
+        "properties": {
+            CHANNEL_PROPERTY: LINKEDIN_MESSAGE,
+            LOGGED_FROM_PROPERTY: LOGGED_FROM,
+            BODY_PROPERTY: communication_body(activity),
+            TIMESTAMP_PROPERTY: sent_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            MESSAGE_ID_PROPERTY: activity.key,
+        },
+        "associations": [
+            {
+                "to": {"id": record_id},
+                "types": [
+                    {
+                        "associationCategory": "HUBSPOT_DEFINED",
+                        "associationTypeId": COMMUNICATION_TO_CONTACT,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+class PropertyOption(TypedDict):
+    """One option of an enumeration or bool property."""
+
+    label: str
+    value: str
+    displayOrder: int
+    hidden: bool
+
 
 class PropertyCreate(TypedDict):
-    """The body of ``POST /crm/v3/properties/contacts``."""
+    """The body of ``POST /crm/v3/properties/{object}`` (``options`` for enumerations and
+    bools)."""
 
     name: str
     label: str
@@ -77,6 +176,7 @@ class PropertyCreate(TypedDict):
     description: NotRequired[str]
     hasUniqueValue: NotRequired[bool]
     formField: NotRequired[bool]
+    options: NotRequired[list[PropertyOption]]
 
 
 class PropertyDefinition(PropertyCreate):
@@ -86,7 +186,6 @@ class PropertyDefinition(PropertyCreate):
     displayOrder: int
     calculated: bool
     externalOptions: bool
-    options: list[dict[str, str]]
     createdAt: str
     updatedAt: str
     archived: bool
@@ -205,6 +304,37 @@ CUSTOM_PROPERTIES: tuple[PropertyCreate, ...] = (
         "formField": False,
     },
 )
+
+
+#: syncd's property on the communications it writes, ensured on first use.
+MESSAGE_ID_DEFINITION: PropertyCreate = {
+    "name": MESSAGE_ID_PROPERTY,
+    "label": "syncd message id",
+    "description": "The source's id of the LinkedIn message this communication relays "
+    "(with #k/n for part k of a long one), written by syncd. Do not edit.",
+    "type": "string",
+    "fieldType": "text",
+    "groupName": "communication",
+    "hasUniqueValue": False,
+    "formField": False,
+}
+
+#: The follow flag on contacts (follow mode), ensured on first use: a single checkbox.
+FOLLOW_DEFINITION: PropertyCreate = {
+    "name": FOLLOW_PROPERTY,
+    "label": "Followed by syncd",
+    "description": "Checked: syncd relays new LinkedIn messages with this person. Set by "
+    "`syncd follow`, cleared by `syncd unfollow`.",
+    "type": "bool",
+    "fieldType": "booleancheckbox",
+    "groupName": "contactinformation",
+    "hasUniqueValue": False,
+    "formField": False,
+    "options": [
+        {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+        {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+    ],
+}
 
 
 def synced_at_now() -> str:

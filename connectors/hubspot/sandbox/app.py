@@ -5,10 +5,12 @@ Emulated: Bearer auth (401 ``INVALID_AUTHENTICATION`` / ``EXPIRED_AUTHENTICATION
 refresh-token grant, contacts by id or unique ``idProperty``, batch read/create/update/
 upsert/archive (at most 100 inputs; read answers 207 for missing ids; create takes
 ``associations``), the GDPR delete (permanent, associations gone, an unknown email
-blocklisted), datetime property values, search (EQ, NEQ, IN, HAS_PROPERTY,
-CONTAINS_TOKEN with ``*``), property definitions, validation and unique values, companies
-with their search, contact→company associations (v4 default), account details, and a
-rolling per-token rate limit with HubSpot's headers.
+blocklisted, its communications gone with it), datetime and bool property values, search
+(EQ, NEQ, IN, HAS_PROPERTY, CONTAINS_TOKEN with ``*``), property definitions, validation and
+unique values, companies with their search, contact→company associations (v4 default),
+communications (:mod:`connectors.hubspot.sandbox.communications_api`; a token without their
+scope: :meth:`HubSpotSandbox.deny_communications`), account details, and a rolling per-token
+rate limit with HubSpot's headers.
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from connectors.hubspot import mapping
 from connectors.hubspot.mapping import (
     BatchResponse,
-    PropertyCreate,
     SimplePublicObject,
     StandardError,
 )
 from connectors.hubspot.sandbox import http as h
+from connectors.hubspot.sandbox.communications import CommunicationStore
+from connectors.hubspot.sandbox.communications_api import CommunicationsApi, page, property_create
 from connectors.hubspot.sandbox.companies import CompanyStore
 from connectors.hubspot.sandbox.store import Contact, ContactStore, HubSpotError, now_iso
-from rig.sandbox import SandboxCore, SlidingWindow
+from rig.sandbox import CONTROL_PREFIX, SandboxCore, SlidingWindow
 
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 _CONTACTS = "/crm/v3/objects/contacts"
@@ -73,6 +76,13 @@ class HubSpotSandbox:
         self.core = SandboxCore("hubspot", error_body=h.fault_body, tokens=tokens)
         self.store = ContactStore()
         self.companies = CompanyStore()
+        self.communications = CommunicationStore()
+        #: Tokens whose app lacks the scope for communications (403 MISSING_SCOPES);
+        #: ``"*"`` stands for every token.
+        self.without_communications: set[str] = set()
+        self._communications_api = CommunicationsApi(
+            self.communications, self.store, self._lacks_communications
+        )
         self.oauth_clients = dict(oauth_clients or {})
         self.rate_limit = rate_limit
         self.rate_interval = rate_interval
@@ -82,7 +92,12 @@ class HubSpotSandbox:
         self._daily: dict[str, int] = {}
         vendor = Starlette(routes=self._routes())
         self.app = h.CorrelationIds(
-            self.core.wrap(vendor, snapshot=self.snapshot, reset_records=self._reset_records)
+            self.core.wrap(
+                vendor,
+                snapshot=self.snapshot,
+                reset_records=self._reset_records,
+                extra_routes=self._control_routes(),
+            )
         )
 
     # -- what tests, the demo and `syncd sandbox` use -----------------------------------
@@ -104,6 +119,27 @@ class HubSpotSandbox:
                 for co in self.companies.companies.values()
             ],
         }
+
+    def deny_communications(self, *tokens: str) -> None:
+        """From now on, answer ``tokens`` (every token when none is named) 403
+        ``MISSING_SCOPES`` on communications, as HubSpot answers an app without the scope."""
+        self.without_communications |= set(tokens) or {"*"}
+
+    def _lacks_communications(self, request: Request) -> bool:
+        token = self.core.bearer(request)
+        return "*" in self.without_communications or token in self.without_communications
+
+    def _control_routes(self) -> list[BaseRoute]:
+        async def scopes(request: Request) -> Response:
+            # {"communications": false} takes the scope from every token; true gives it back.
+            body = await h.json_object(request)
+            if body.get("communications") is False:
+                self.deny_communications()
+            elif body.get("communications") is True:
+                self.without_communications.clear()
+            return JSONResponse({"communications": not self.without_communications})
+
+        return [Route(CONTROL_PREFIX + "scopes", scopes, methods=["POST"])]
 
     def company_names(self, contact_id: str) -> list[str]:
         """The names of the companies a contact is associated with."""
@@ -149,6 +185,7 @@ class HubSpotSandbox:
         self.store.archived.clear()
         self.store.blocklist.clear()
         self.companies.clear()
+        self.communications.clear()
         self._windows.clear()
         self._daily.clear()
 
@@ -189,7 +226,16 @@ class HubSpotSandbox:
 
     def _routes(self) -> list[Route]:
         c = _CONTACTS
+        api = self._communications_api
+        m = mapping.COMMUNICATIONS
         return [
+            self._route("/crm/v3/properties/communications", api.list_properties, "GET"),
+            self._route("/crm/v3/properties/communications", api.create_property, "POST"),
+            self._route("/crm/v3/properties/communications/{name}", api.get_property, "GET"),
+            self._route(m, api.create, "POST"),
+            self._route(m + "/batch/create", api.batch_create, "POST"),
+            self._route(m + "/batch/read", api.batch_read, "POST"),
+            self._route(m + "/{communication_id}", api.get, "GET"),
             self._route("/oauth/v1/token", self._token, "POST", auth=False),
             self._route("/crm/v3/properties/contacts", self._list_properties, "GET"),
             self._route("/crm/v3/properties/contacts", self._create_property, "POST"),
@@ -255,19 +301,7 @@ class HubSpotSandbox:
         return 200, definition
 
     async def _create_property(self, request: Request) -> tuple[int, object]:
-        body = await h.json_object(request)
-        create: PropertyCreate = {
-            "name": h.text(body.get("name"), "name"),
-            "label": h.text(body.get("label"), "label"),
-            "type": h.text(body.get("type"), "type"),
-            "fieldType": h.text(body.get("fieldType"), "fieldType"),
-            "groupName": h.text(body.get("groupName"), "groupName"),
-            "hasUniqueValue": body.get("hasUniqueValue") is True,
-            "formField": body.get("formField") is True,
-        }
-        if isinstance(body.get("description"), str):
-            create["description"] = str(body["description"])
-        return 201, self.store.add_property(create)
+        return 201, self.store.add_property(property_create(await h.json_object(request)))
 
     # -- single records ------------------------------------------------------------------
 
@@ -328,6 +362,7 @@ class HubSpotSandbox:
         gone = self.store.gdpr_delete(str(object_id), id_property)
         if gone is not None:
             self.companies.links.pop(gone.id, None)
+            self.communications.drop_contact(gone.id)  # the contact's associated content
         return 204, None
 
     # -- batches -------------------------------------------------------------------------
@@ -493,9 +528,14 @@ class HubSpotSandbox:
         }
 
     async def _associations(self, request: Request) -> tuple[int, object]:
+        """A contact's companies, or its communications; paged (``limit`` up to 500)."""
         p = request.path_params
+        if p["to_type"] in ("communication", "communications", mapping.COMMUNICATION_TYPE_ID):
+            if p["from_type"] not in ("contact", "contacts", "0-1"):
+                raise h.bad_input("The sandbox lists communications of contacts only.")
+            return await self._communications_api.of_contact(request)
         self.store.require(p["contact_id"])
-        results = [
+        results: list[dict[str, object]] = [
             {
                 "toObjectId": int(co_id),
                 "associationTypes": [
@@ -504,7 +544,7 @@ class HubSpotSandbox:
             }
             for co_id, type_id in sorted(self.companies.links.get(p["contact_id"], {}).items())
         ]
-        return 200, {"results": results}
+        return 200, page(request, results)
 
     async def _account(self, _: Request) -> tuple[int, object]:
         return 200, ACCOUNT_DETAILS

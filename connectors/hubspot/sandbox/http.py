@@ -25,12 +25,21 @@ _CATEGORY_OF_STATUS = {
     409: "CONFLICT",
 }
 _DETAIL_MESSAGE = {
-    "PROPERTY_DOESNT_EXIST": "There is no contact property named {name}.",
+    "PROPERTY_DOESNT_EXIST": "There is no property named {name}.",
     "READ_ONLY_VALUE": "The property {name} is read-only.",
     "INVALID_EMAIL": "The value of {name} is not an email address.",
     "BLOCKLISTED_EMAIL": "The value of {name} was permanently deleted and cannot be used.",
     "INVALID_DATETIME": "The value of {name} is not an ISO 8601 datetime or epoch milliseconds.",
+    "INVALID_OPTION": "The value of {name} is not one of its options.",
+    "VALUE_TOO_LONG": "The value of {name} is longer than 65,536 characters.",
+    "REQUIRED_PROPERTY": "The property {name} is required.",
 }
+
+#: The body of a 403 for a token without the scopes a call needs (``MISSING_SCOPES``).
+MISSING_SCOPES_MESSAGE = (
+    "This app hasn't been granted all required scopes to make this call. "
+    "Read more about required scopes here: https://developers.hubspot.com/scopes."
+)
 
 
 def new_correlation_id() -> str:

@@ -50,7 +50,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _definition(create: PropertyCreate, *, hubspot_defined: bool) -> PropertyDefinition:
+def definition(
+    create: PropertyCreate, *, hubspot_defined: bool, read_only: frozenset[str] = READ_ONLY
+) -> PropertyDefinition:
+    """A property definition as ``GET /crm/v3/properties/{object}/{name}`` answers it."""
     stamp = now_iso()
     return {
         "name": create["name"],
@@ -65,14 +68,14 @@ def _definition(create: PropertyCreate, *, hubspot_defined: bool) -> PropertyDef
         "displayOrder": -1,
         "calculated": False,
         "externalOptions": False,
-        "options": [],
+        "options": list(create.get("options", [])),
         "createdAt": stamp,
         "updatedAt": stamp,
         "archived": False,
         "modificationMetadata": {
             "archivable": not hubspot_defined,
             "readOnlyDefinition": hubspot_defined,
-            "readOnlyValue": create["name"] in READ_ONLY,
+            "readOnlyValue": create["name"] in read_only,
         },
     }
 
@@ -87,7 +90,7 @@ def _standard_properties() -> dict[str, PropertyDefinition]:
             "fieldType": "date" if name.endswith("date") else "text",
             "groupName": "contactinformation",
         }
-        out[name] = _definition(create, hubspot_defined=True)
+        out[name] = definition(create, hubspot_defined=True)
     return out
 
 
@@ -141,14 +144,14 @@ class ContactStore:
         """Define a custom contact property; 409 if the name is taken."""
         if create["name"] in self.properties:
             raise HubSpotError(409, "OBJECT_ALREADY_EXISTS", "A property with that name exists.")
-        definition = _definition(create, hubspot_defined=False)
-        self.properties[create["name"]] = definition
-        return definition
+        made = definition(create, hubspot_defined=False)
+        self.properties[create["name"]] = made
+        return made
 
     def unique(self, prop: str) -> bool:
         """Whether two contacts may not share a value of ``prop``."""
-        definition = self.properties.get(prop)
-        return prop == "email" or bool(definition and definition.get("hasUniqueValue"))
+        known = self.properties.get(prop)
+        return prop == "email" or bool(known and known.get("hasUniqueValue"))
 
     # -- reads -------------------------------------------------------------------------
 
@@ -215,13 +218,19 @@ class ContactStore:
         elif clean.get("email") in self.blocklist:
             problems.append(("BLOCKLISTED_EMAIL", "email"))
         for name, value in props.items():
-            definition = self.properties.get(name)
-            if value and definition and definition["type"] == "datetime" and name not in READ_ONLY:
+            known = self.properties.get(name)
+            if value and known and known["type"] == "datetime" and name not in READ_ONLY:
                 stamp = datetime_value(value)
                 if stamp is None:
                     problems.append(("INVALID_DATETIME", name))
                 else:
                     clean[name] = stamp
+            elif value and known and known["type"] == "bool":
+                # A bool travels as the string "true" or "false" (any case).
+                if value.strip().lower() not in ("true", "false"):
+                    problems.append(("INVALID_OPTION", name))
+                else:
+                    clean[name] = value.strip().lower()
         if problems:
             # HubSpot's real message quotes the offending values; the sandbox does too,
             # so tests prove the client never passes this text on.
