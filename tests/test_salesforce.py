@@ -4,7 +4,9 @@ in-process over ASGI."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +21,9 @@ from connectors.salesforce.client import SalesforceCRM
 from connectors.salesforce.mapping import (
     EXTERNAL_ID_FIELD,
     FIELD_OF,
+    BODY_LIMIT,
     LEAD_COMPANY_FALLBACK,
+    MESSAGE_ID_FIELD,
     PROFILE_URL_FIELD,
     SYNCED_AT_FIELD,
 )
@@ -35,6 +39,8 @@ BASE = "http://127.0.0.1:8765"
 VERSION = "v62.0"
 DATA = f"/services/data/{VERSION}"
 EXT = EXTERNAL_ID_FIELD
+#: The Subject syncd gives a Task: direction and the message's time (UTC, to the second).
+SUBJECT = re.compile(r"^LinkedIn message (sent|received) (\S+ \S+) UTC$")
 
 
 class TestSalesforceContract(CRMContract):
@@ -86,6 +92,32 @@ class TestSalesforceContract(CRMContract):
     def synced_at_of(self, sandbox: Any, crm_id: str) -> str | None:
         held = sandbox.org.find("Contact", crm_id)
         return None if held is None else held[SYNCED_AT_FIELD]
+
+    body_limit = BODY_LIMIT
+
+    def logged(self, sandbox: Any, crm_id: str) -> list[dict[str, Any]]:
+        out = []
+        for task in sandbox.org.rows("Task"):
+            if task["WhoId"] != crm_id or not task[MESSAGE_ID_FIELD]:
+                continue
+            found = SUBJECT.match(task["Subject"])
+            assert found is not None, "syncd's Task has a Subject of another shape"
+            assert (task["Status"], task["IsClosed"]) == ("Completed", "true")
+            at = datetime.fromisoformat(found.group(2)).replace(tzinfo=UTC)
+            assert task["ActivityDate"] == at.date().isoformat()
+            out.append(
+                {
+                    "key": task[MESSAGE_ID_FIELD],
+                    "body": task["Description"],
+                    "direction": found.group(1),
+                    "at": at,
+                }
+            )
+        return out
+
+    def seed_human_activity(self, sandbox: Any, crm_id: str) -> None:
+        values = {"WhoId": crm_id, "Subject": "Call", "Status": "Completed"}
+        sandbox.seed("Task", values | {"Description": "Talked about the engine."})
 
 
 # -- helpers --------------------------------------------------------------------------

@@ -10,12 +10,16 @@ Only what :func:`connectors.base.fields_to_write` allows is sent, with
 rules are left on (no ``Sforce-Duplicate-Rule-Header``): a ``DUPLICATES_DETECTED`` record is
 reported failed, never forced in.
 
+Messages are completed Tasks on the person (:mod:`connectors.salesforce.tasks`); the
+follow flag is a checkbox on the record (:mod:`connectors.salesforce.follow`).
+
 ``erase`` finds the person as an upsert would, deletes the Tasks syncd wrote on them (those
-carrying ``syncd_message_id__c``; sObject Collections DELETE, 200 ids a call), then the
-record (a DELETE of the row); Salesforce keeps both in its Recycle Bin for 15 days. A
-DELETE is never resent after a lost answer: WriteUncertain goes up, and ``erase`` run again
-finds the person absent or deletes what is left. ``export`` reads the same record, its
-``syncd_synced_at__c`` and the dates of syncd's Tasks, and writes nothing.
+carrying ``syncd_message_id__c``, archived ones too; sObject Collections DELETE, 200 ids a
+call), then the record (a DELETE of the row); Salesforce keeps both in its Recycle Bin for
+15 days. A DELETE is never resent after a lost answer: WriteUncertain goes up, and
+``erase`` run again finds the person absent or deletes what is left. ``export`` reads the
+same record, its ``syncd_synced_at__c`` and when the messages of syncd's Tasks happened,
+and writes nothing.
 
 Every request passes :func:`connectors.salesforce.hosts.may_receive_token` before it leaves:
 the access token goes only to a Salesforce host or the login host.
@@ -38,36 +42,38 @@ from connectors._http import json_object
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor
 from connectors.base import (
+    Activity,
     Candidate,
     ConnectorSettings,
     Contact,
     Erasure,
+    Followed,
     Holding,
+    Logged,
     Match,
     Presence,
     TargetOutcome,
     fields_to_write,
     match,
 )
-from connectors.salesforce import errors, hosts, outcomes, ratelimit, soql
+from connectors.salesforce import errors, hosts, outcomes, ratelimit, soql, tasks
+from connectors.salesforce import follow as flag
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
     EXTERNAL_ID_FIELD,
     LEAD_COMPANY_FALLBACK,
-    MESSAGE_ID_FIELD,
     OBJECTS,
     RETENTION,
     SYNCED_AT_FIELD,
     SObject,
     canonical,
     has_name,
-    parse_datetime,
     record_fields,
     salesforce_datetime,
     text,
     to_sobject,
 )
-from sync.errors import AuthError, FatalConnectorError, SyncdError
+from sync.errors import AuthError, ConnectorError, FatalConnectorError, SyncdError
 from sync.retry import RetryPolicy
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -131,6 +137,7 @@ class SalesforceCRM:
             on_request=[self._guard],
             on_response=[self._saw],
         )
+        self._tasks = tasks.TaskLog(self._connector, self._data, self._call, self._query)
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -153,16 +160,7 @@ class SalesforceCRM:
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in the org, by :func:`match`; writes nothing."""
         verdict, _ = await self._person(contact)
-        if verdict.record is None:
-            return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
-        rid = verdict.record.id
-        return Presence(
-            True,
-            id=rid,
-            owner=verdict.record.owner,
-            url=await self._link(rid),
-            step=verdict.step,
-        )
+        return await self._presence(verdict)
 
     async def erase(self, contact: Contact) -> Erasure:
         """Delete the person :func:`match` finds and the Tasks syncd wrote on them (to the
@@ -173,10 +171,10 @@ class SalesforceCRM:
                 return Erasure("ambiguous", step=verdict.step, candidates=verdict.ambiguous)
             return Erasure("absent")
         rid = verdict.record.id
-        tasks = [t for t in (text(r, "Id") for r in await self._tasks(rid)) if t]
+        ours = [t for t in (text(r, "Id") for r in await self._tasks.rows(rid)) if t]
         deleted = 0
-        for start in range(0, len(tasks), BATCH_LIMIT):
-            deleted += await self._delete_tasks(tasks[start : start + BATCH_LIMIT])
+        for start in range(0, len(ours), BATCH_LIMIT):
+            deleted += await self._tasks.delete(ours[start : start + BATCH_LIMIT])
         path = f"{self._data}/sobjects/{self._object}/{quote(rid, safe='')}"
         # A lost answer is not resent: erase runs again and finds what is left.
         response = await self._call("DELETE", path, ok={204, 404}, idempotent=False)
@@ -190,10 +188,7 @@ class SalesforceCRM:
         if verdict.record is None or row is None:
             return Holding(False, step=verdict.step, candidates=verdict.ambiguous)
         rid = verdict.record.id
-        dates = [
-            parse_datetime(task.get("ActivityDate")) or parse_datetime(task.get("CreatedDate"))
-            for task in await self._tasks(rid)
-        ]
+        dates = [tasks.task_time(row) for row in await self._tasks.rows(rid)]
         return Holding(
             True,
             id=rid,
@@ -203,6 +198,30 @@ class SalesforceCRM:
             synced_at=text(row, SYNCED_AT_FIELD),
             step=verdict.step,
         )
+
+    async def message_ids(self, record_id: str) -> frozenset[str]:
+        """The message keys of the Tasks syncd wrote on the record (never a person's)."""
+        return await self._tasks.message_ids(record_id)
+
+    async def add_messages(self, record_id: str, activities: Sequence[Activity]) -> Logged:
+        """Write each activity as a completed Task on the record, 200 a call."""
+        return await self._tasks.add(record_id, activities)
+
+    async def set_follow(self, contact: Contact, follow: bool) -> Presence:
+        """Check (or clear) ``syncd_follow__c`` on the record :func:`match` finds."""
+        verdict, _ = await self._person(contact)
+        if verdict.record is not None:
+            path = f"{self._data}/sobjects/{self._object}/{quote(verdict.record.id, safe='')}"
+            stamp = salesforce_datetime(datetime.now(UTC))
+            body = flag.body(follow, stamp)
+            response = await self._call("PATCH", path, body=body, ok={*_OK, 400, 404})
+            flag.check_set(self._connector, self._object, response)
+        return await self._presence(verdict)
+
+    async def followed(self) -> list[Followed]:
+        """Every record whose ``syncd_follow__c`` is checked (every page)."""
+        rows = await self._query(soql.followed_query(self._object), fields=flag.hint(self._object))
+        return flag.listed(self._object, rows)
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -242,6 +261,13 @@ class SalesforceCRM:
                 f"`syncd auth set {c}`",
             )
 
+    async def _presence(self, verdict: Match) -> Presence:
+        if verdict.record is None:
+            return Presence(False, step=verdict.step, candidates=verdict.ambiguous)
+        rid = verdict.record.id
+        url = await self._link(rid)
+        return Presence(True, id=rid, owner=verdict.record.owner, url=url, step=verdict.step)
+
     async def _link(self, record_id: str) -> str:
         """The record's page in Lightning Experience."""
         instance = httpx.URL(await self._session.ready())
@@ -270,17 +296,24 @@ class SalesforceCRM:
         )
 
     async def _query(
-        self, query: str, *, fields: str = "", missing_field_means_none: bool = False
+        self,
+        query: str,
+        *,
+        fields: str = "",
+        missing_field_means_none: bool = False,
+        all_rows: bool = False,
+        refused: type[ConnectorError] = FatalConnectorError,
     ) -> list[dict[str, object]]:
         """Every record a SOQL query answers, following ``nextRecordsUrl``.
 
-        ``fields`` names the custom fields a refusal hints at; with
+        ``fields`` names the custom fields a refusal (raised as ``refused``) hints at; with
         ``missing_field_means_none``, an org without one of them (400 INVALID_FIELD) holds
-        no such record.
+        no such record; ``all_rows`` asks ``queryAll`` (archived and deleted rows too).
         """
         c = self._connector
+        resource = "queryAll" if all_rows else "query"
         response = await self._call(
-            "GET", f"{self._data}/query", params={"q": query}, ok={*_OK, 400, 404}
+            "GET", f"{self._data}/{resource}", params={"q": query}, ok={*_OK, 400, 404}
         )
         if response.status_code in (400, 404):
             if missing_field_means_none and errors.first_code(response) == "INVALID_FIELD":
@@ -290,7 +323,7 @@ class SalesforceCRM:
                 f"the fields {self._ext}, the profile URL field and {SYNCED_AT_FIELD} exist "
                 f"on {self._object}"
             )
-            raise FatalConnectorError(
+            raise refused(
                 c,
                 f"{c} refused syncd's query ({error}); check that {wanted} and that the "
                 "connected app's user can see them",
@@ -343,26 +376,6 @@ class SalesforceCRM:
         found = await self._found([contact])
         verdict = match(contact, [c for c, _ in found.values()], strict=self._strict)
         return verdict, found[verdict.record.id][1] if verdict.record else None
-
-    # -- erase ---------------------------------------------------------------------------
-
-    async def _tasks(self, record_id: str) -> list[dict[str, object]]:
-        """The Tasks syncd wrote on a record; none in an org without the message id field
-        on Task (syncd cannot have written any there)."""
-        return await self._query(
-            soql.task_query(record_id),
-            fields=f"the field {MESSAGE_ID_FIELD} exists on Task",
-            missing_field_means_none=True,
-        )
-
-    async def _delete_tasks(self, ids: Sequence[str]) -> int:
-        """Delete up to 200 Tasks in one call; how many went (see :func:`outcomes.deleted`)."""
-        c = self._connector
-        params = {"ids": ",".join(ids), "allOrNone": "false"}
-        response = await self._call(
-            "DELETE", f"{self._data}/composite/sobjects", params=params, idempotent=False
-        )
-        return outcomes.deleted(c, response, len(ids))
 
     # -- upsert --------------------------------------------------------------------------
 

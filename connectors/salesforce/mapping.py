@@ -20,8 +20,11 @@ Custom fields the user creates in the org (syncd never changes the org's schema)
   Every create and update sets it; `syncd export` shows it, and a retention review in the
   org can find records syncd has not refreshed in years.
 - ``syncd_message_id__c`` on Task: Text (255); the source's id of the message a Task
-  records, set only on the Tasks syncd writes, so `syncd forget` deletes those and never a
-  Task a person logged.
+  records (``<id>#k/n`` for part k of n of a long message), set only on the Tasks syncd
+  writes: what tells syncd which messages the org holds already, and what `syncd forget`
+  deletes, never a Task a person logged.
+- ``syncd_follow__c`` on Contact and Lead: Checkbox (default unchecked); checked by
+  `syncd follow`, cleared by `syncd unfollow`: follow mode's list of people lives here.
 
 Shapes: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
 (errors), .../dome_upsert.htm (upsert by external id),
@@ -53,6 +56,20 @@ SYNCED_AT_FIELD = "syncd_synced_at__c"
 #: The custom Text field on the Tasks syncd writes (one per LinkedIn message, issue 12): the
 #: message's id. A Task with it set is syncd's; any other Task is a person's and stays.
 MESSAGE_ID_FIELD = "syncd_message_id__c"
+
+#: The custom Checkbox field on Contact and Lead that marks a followed person (the Salesforce
+#: spelling of :data:`connectors.base.FOLLOW`).
+FOLLOW_FIELD = "syncd_follow__c"
+
+#: Task.Description is a Long Text Area of 32 000 characters (the Task field reference:
+#: https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm).
+DESCRIPTION_LENGTH = 32_000
+
+#: The longest message body one Task carries, in code points. Salesforce counts a
+#: character outside the Basic Multilingual Plane (an emoji) as two, as Java does
+#: (https://help.salesforce.com/s/articleView?id=005166849), so half the field's length
+#: fits whatever the text; a longer message is split into parts.
+BODY_LIMIT = DESCRIPTION_LENGTH // 2
 
 #: What Salesforce keeps after a DELETE: the record sits in the Recycle Bin, restorable by
 #: an admin, until it is purged.

@@ -17,6 +17,7 @@ from connectors.base import Contact, name_key, profile_key
 from connectors.salesforce.mapping import (
     ACCOUNT_NAME,
     FIELD_OF,
+    FOLLOW_FIELD,
     MESSAGE_ID_FIELD,
     SObject,
     select_fields,
@@ -106,12 +107,20 @@ def account_queries(names: Iterable[str]) -> Iterator[str]:
 
 
 def task_query(record_id: str) -> str:
-    """The Tasks syncd wrote on one person (those carrying a message id), with the dates
-    `syncd export` shows."""
+    """The Tasks syncd wrote on one person (those carrying a message id), with what `syncd
+    export` dates them by. For ``queryAll``, which alone sees archived Tasks (closed ones
+    older than a year): the Recycle Bin's are left out by ``IsDeleted``."""
     return (
-        "SELECT Id, ActivityDate, CreatedDate FROM Task "  # noqa: S608 - the id is a literal
-        f"WHERE WhoId = {literal(record_id)} AND {MESSAGE_ID_FIELD} != null"
+        f"SELECT Id, {MESSAGE_ID_FIELD}, Subject, ActivityDate, CreatedDate FROM Task "  # noqa: S608
+        f"WHERE WhoId = {literal(record_id)} AND {MESSAGE_ID_FIELD} != null "
+        "AND IsDeleted = false"
     )
+
+
+def followed_query(obj: SObject) -> str:
+    """The records whose follow checkbox is set, with the profile URL that names them."""
+    url = FIELD_OF[obj]["linkedin_url"]
+    return f"SELECT Id, {url} FROM {obj} WHERE {FOLLOW_FIELD} = true"  # noqa: S608
 
 
 def _size(head: str, clauses: list[str]) -> int:

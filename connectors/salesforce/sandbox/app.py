@@ -7,9 +7,12 @@ at), Bearer sessions (401 ``INVALID_SESSION_ID`` once expired), the daily API li
 counted in a rolling 24 hours (``Sforce-Limit-Info`` on every API answer, 403
 ``REQUEST_LIMIT_EXCEEDED`` beyond it), ``limits``, a SOQL subset with paging (``query``, and
 ``queryAll`` that also sees the Recycle Bin), sObject rows by Id and by external id (upsert:
-201/200/300; DELETE to the Recycle Bin, purged after 15 days), sObject Collections update,
-upsert and delete (at most 200 records), Tasks on a person (``WhoId``), validation, a
-unique external id and a standard-like duplicate rule on Email. Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+201/200/300; DELETE to the Recycle Bin, purged after 15 days), sObject Collections create,
+update, upsert and delete (at most 200 records), Tasks on a person (``WhoId``; archived
+ones seen by ``queryAll`` only), validation (required fields, restricted picklists, lengths
+as Salesforce counts them), a unique external id, a standard-like duplicate rule on Email,
+and the knobs :meth:`SalesforceSandbox.refuse_tasks`, ``drop_field`` and ``archive``.
+Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
 """
 
 from __future__ import annotations
@@ -152,6 +155,25 @@ class SalesforceSandbox:
         account = self.org.find("Account", record.get("AccountId") or "")
         return account.get("Name") if account else None
 
+    def refuse_tasks(self, refused: bool = True) -> None:
+        """Act as an org whose integration user may not create Tasks: every Task create is
+        refused with INSUFFICIENT_ACCESS_OR_READONLY."""
+        self.org.tasks_allowed = not refused
+
+    def drop_field(self, obj: str, field: str) -> None:
+        """Act as an org where ``field`` of ``obj`` was never created (or is hidden from
+        the integration user): requests naming it answer INVALID_FIELD."""
+        name = self.org.field(obj, field)
+        if name is not None:
+            del self.org.schemas[obj][name]
+            for record in self.org.records[obj].values():
+                record.pop(name, None)
+
+    def archive(self, task_id: str) -> None:
+        """Archive a Task, as Salesforce does to closed activities after a year: plain
+        queries no longer see it, ``queryAll`` does."""
+        self.org.require("Task", task_id)["IsArchived"] = "true"
+
     def reset_api_usage(self) -> None:
         """A new day: the rolling API count starts again."""
         self.usage.clear()
@@ -197,25 +219,29 @@ class SalesforceSandbox:
     def _routes(self) -> list[Route]:
         api, rest = "/services/data/{version}", self.rest
         rows = api + "/sobjects/{sobject}"
-        return [
-            Route("/services/oauth2/token", self._token, methods=["POST"]),
-            self._route(api + "/limits", self._limits, "GET"),
-            self._route(api + "/query", rest.query, "GET"),
-            self._route(api + "/query/{locator}", rest.query_more, "GET"),
-            self._route(api + "/queryAll", rest.query_all, "GET"),
-            self._route(api + "/queryAll/{locator}", rest.query_more, "GET"),
-            self._route(rows, rest.create, "POST"),
-            self._route(rows + "/{record_id}", rest.read, "GET"),
-            self._route(rows + "/{record_id}", rest.update, "PATCH"),
-            self._route(rows + "/{record_id}", rest.delete, "DELETE"),
-            self._route(rows + "/{field}/{value:path}", rest.read_external, "GET"),
-            self._route(rows + "/{field}/{value:path}", rest.upsert, "PATCH"),
-            self._route(api + "/composite/sobjects", rest.collection_update, "PATCH"),
-            self._route(api + "/composite/sobjects", rest.collection_delete, "DELETE"),
-            self._route(
-                api + "/composite/sobjects/{sobject}/{field}", rest.collection_upsert, "PATCH"
-            ),
+        collections = api + "/composite/sobjects"
+        table: list[tuple[str, Handler, str]] = [
+            (api + "/limits", self._limits, "GET"),
+            (api + "/query", rest.query, "GET"),
+            (api + "/query/{locator}", rest.query_more, "GET"),
+            (api + "/queryAll", rest.query_all, "GET"),
+            (api + "/queryAll/{locator}", rest.query_more, "GET"),
+            (rows, rest.create, "POST"),
+            (rows + "/{record_id}", rest.read, "GET"),
+            (rows + "/{record_id}", rest.update, "PATCH"),
+            (rows + "/{record_id}", rest.delete, "DELETE"),
+            (rows + "/{field}/{value:path}", rest.read_external, "GET"),
+            (rows + "/{field}/{value:path}", rest.upsert, "PATCH"),
+            (collections, rest.collection_create, "POST"),
+            (collections, rest.collection_update, "PATCH"),
+            (collections, rest.collection_delete, "DELETE"),
+            (collections + "/{sobject}/{field}", rest.collection_upsert, "PATCH"),
         ]
+        # Salesforce takes a resource with a trailing slash too (simple-salesforce sends
+        # ``…/query/`` and ``…/sobjects/Task/``).
+        routes = [self._route(p, handler, m) for p, handler, m in table]
+        routes += [self._route(p + "/", handler, m) for p, handler, m in table]
+        return [Route("/services/oauth2/token", self._token, methods=["POST"]), *routes]
 
     async def _limits(self, _: Request) -> tuple[int, object]:
         limit = self.usage.limit

@@ -1,13 +1,14 @@
 """The Salesforce sandbox's REST resources over its org: query and queryAll, sObject rows (by
-Id and by external id) and sObject Collections (update, upsert, delete). Each handler
+Id and by external id) and sObject Collections (create, update, upsert, delete). Each handler
 answers ``(status, body)`` or raises :class:`SalesforceError`; auth, limits and error
 bodies are the caller's.
 
 Upsert by external id answers 201 (created), 200 (updated) or 300 with the URLs of every
 record holding the value
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm);
-collections answer 200 with one SaveResult per record, in order, and roll everything back
-on a failure when ``allOrNone`` is true
+collections (create, update, upsert) answer 200 with one SaveResult per record, in order,
+and roll everything back on a failure when ``allOrNone`` is true
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_create.htm)
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm).
 A DELETE moves a record to the org's Recycle Bin: 204 for one record; for a collection
 (``?ids=a,b&allOrNone=…``, at most 200) 200 with one DeleteResult per id, in order
@@ -176,6 +177,30 @@ class RestApi:
             stored = self.org.require(obj, rid)
             self.org.update(obj, stored, h.fields_of(record, "id"))
             return {"id": stored["Id"], "success": True, "errors": []}
+
+        return 200, self._each(records, all_or_none, one, {})
+
+    async def collection_create(self, request: Request) -> Answer:
+        """``POST …/composite/sobjects``: one SaveResult per record, in order. A field no
+        record type has fails the whole request, as the body cannot be read."""
+        all_or_none, records = await h.collection(request)
+        allow = h.allow_save(request)
+        for record in records:
+            obj = self._collection_type(record, None)
+            for key in h.fields_of(record, "id"):
+                if self.org.field(obj, key) is None:
+                    raise SalesforceError(
+                        400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj}"
+                    )
+
+        def one(record: dict[str, object]) -> dict[str, object]:
+            obj = self._collection_type(record, None)
+            if any(k.lower() == "id" for k in record):
+                raise SalesforceError(
+                    400, "INVALID_FIELD", "cannot specify Id in an insert call", ("Id",)
+                )
+            made = self.org.create(obj, h.fields_of(record), allow_duplicates=allow)
+            return {"id": made["Id"], "success": True, "errors": []}
 
         return 200, self._each(records, all_or_none, one, {})
 

@@ -2,8 +2,8 @@
 
 ``SELECT f, Rel.f FROM Object [WHERE cond] [LIMIT n]`` where ``cond`` combines
 ``field = | != | LIKE literal`` (a string, a number, ``true``, ``false`` or ``null``) with
-AND, OR and parentheses; ``queryAll`` also sees the Recycle Bin. String literals take the
-backslash escapes of
+AND, OR and parentheses; a plain query leaves archived Tasks out, ``queryAll`` also sees
+them and the Recycle Bin. String literals take the backslash escapes of
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
 (any other backslash is an error, as is an unescaped quote); string comparisons ignore
 case, as SOQL's do. Errors are Salesforce's: 400 MALFORMED_QUERY, INVALID_FIELD,
@@ -263,7 +263,12 @@ def run(org: Org, query: Query, version: str, *, all_rows: bool = False) -> list
     fields = [resolve(f) for f in query.fields]
     if query.where is not None:
         _check(query.where, resolve)
-    every = org.rows_all(obj) if all_rows else org.rows(obj)
+    # A plain query leaves archived activities out; queryAll sees them.
+    every = (
+        org.rows_all(obj)
+        if all_rows
+        else (r for r in org.rows(obj) if r.get("IsArchived") != "true")
+    )
     rows = [r for r in every if query.where is None or holds(query.where, r, get)]
     out: list[dict[str, object]] = []
     for record in rows[: query.limit]:

@@ -25,7 +25,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from connectors.salesforce.mapping import MESSAGE_ID_FIELD, SYNCED_AT_FIELD, salesforce_datetime
+from connectors.salesforce.mapping import (
+    FOLLOW_FIELD,
+    MESSAGE_ID_FIELD,
+    SYNCED_AT_FIELD,
+    salesforce_datetime,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -71,10 +76,12 @@ class Field:
     """One field of an object: its label (for messages), kind, length and rules."""
 
     label: str
-    kind: str = "string"  # string | email | reference | id | datetime | date | boolean
+    kind: str = "string"  # string | email | reference | id | datetime | date | boolean | picklist
     length: int = 255
     required: bool = False
     writable: bool = True
+    #: A restricted picklist's values (any other value is refused).
+    values: tuple[str, ...] = ()
 
 
 def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[str, Field]]:
@@ -96,6 +103,7 @@ def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[st
         external_id_field: Field("LinkedIn Member Id", length=255),
         profile_url_field: Field("LinkedIn Profile URL", length=255),
         SYNCED_AT_FIELD: Field("syncd synced at", "datetime"),
+        FOLLOW_FIELD: Field("syncd follow", "boolean"),
     }
     return {
         "Account": {**system, "Name": Field("Account Name", length=255, required=True)},
@@ -116,19 +124,28 @@ def schemas(external_id_field: str, profile_url_field: str) -> dict[str, dict[st
             **system,
             "WhoId": Field("Name ID", "reference", 18),
             "Subject": Field("Subject", length=255),
-            "Status": Field("Status", length=255, required=True),
-            "Priority": Field("Priority", length=255, required=True),
+            "Status": Field("Status", "picklist", 40, required=True, values=TASK_STATUSES),
+            "Priority": Field("Priority", "picklist", 40, required=True, values=PRIORITIES),
+            "TaskSubtype": Field("Task Subtype", "picklist", 40, values=TASK_SUBTYPES),
             "ActivityDate": Field("Due Date Only", "date"),
             "Description": Field("Description", length=32_000),
+            "IsClosed": Field("Closed", "boolean", writable=False),
+            "IsArchived": Field("Archived", "boolean", writable=False),
+            "CompletedDateTime": Field("Completed Date", "datetime", writable=False),
             MESSAGE_ID_FIELD: Field("syncd message id", length=255),
         },
     }
 
 
+#: Task picklists as a new org has them (Status: the closed value is Completed).
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+PRIORITIES = ("High", "Normal", "Low")
+TASK_SUBTYPES = ("Task", "Email", "ListEmail", "Cadence", "Call")
+
 #: Picklist defaults a new record gets when the request leaves the field out.
 DEFAULTS = {
     "Lead": {"Status": "Open - Not Contacted"},
-    "Task": {"Status": "Not Started", "Priority": "Normal"},
+    "Task": {"Status": "Not Started", "Priority": "Normal", "TaskSubtype": "Task"},
 }
 
 
@@ -176,6 +193,8 @@ class Org:
         }
         self._clock = clock
         self._counter = 0
+        #: Whether the integration user may create Tasks (see :meth:`create`).
+        self.tasks_allowed = True
 
     # -- reading -------------------------------------------------------------------------
 
@@ -248,8 +267,15 @@ class Org:
         self, obj: str, values: Mapping[str, object], *, allow_duplicates: bool = False
     ) -> dict[str, str | None]:
         """A new record, validated; raises SalesforceError as Salesforce would answer."""
+        if obj == "Task" and not self.tasks_allowed:
+            raise SalesforceError(
+                400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"
+            )
         clean = self.validate(obj, values)
-        defaults: dict[str, str | None] = {f: None for f in self.schemas[obj]}
+        schema = self.schemas[obj]
+        defaults: dict[str, str | None] = {
+            f: "false" if spec.kind == "boolean" else None for f, spec in schema.items()
+        }
         if obj in ("Contact", "Lead"):
             del defaults["Name"]  # a person's Name is computed (see view)
         defaults |= DEFAULTS.get(obj, {}) | {"IsDeleted": "false"}
@@ -259,6 +285,10 @@ class Org:
             self._duplicate_rule(obj, record)
         self._counter += 1
         stamp = now_iso()
+        if obj == "Task":
+            closed = record.get("Status") == "Completed"
+            record |= {"IsClosed": "true" if closed else "false"}
+            record |= {"CompletedDateTime": stamp if closed else None}
         record |= {"Id": make_id(PREFIX[obj], self._counter), "CreatedDate": stamp}
         record |= {"LastModifiedDate": stamp, "OwnerId": record.get("OwnerId") or self.user_id}
         self.records[obj][str(record["Id"])] = record
@@ -317,12 +347,24 @@ class Org:
             return None
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
+        if spec.kind == "boolean" and raw not in ("true", "false"):
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of boolean for {name}"
+            )
         if not isinstance(raw, str | int | float):
             raise SalesforceError(
                 400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string for {name}"
             )
         value = str(raw)
-        if len(value) > spec.length:
+        if spec.values and value not in spec.values:
+            raise SalesforceError(
+                400,
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"{spec.label}: bad value for restricted picklist field: {value}",
+                (name,),
+            )
+        # Salesforce counts a character outside the BMP (an emoji) as two, as Java does.
+        if len(value.encode("utf-16-le")) // 2 > spec.length:
             raise SalesforceError(
                 400,
                 "STRING_TOO_LONG",
