@@ -34,8 +34,8 @@ async def followed(api: Session, follow_key: str, profile_field: str) -> list[Fo
             "custom_fields": f"{follow_key},{profile_field}",
             "limit": str(IDS_LIMIT),
         }
-        data, _ = envelope(api.connector, await api.call("GET", PERSONS, params=params))
-        for person in map(person_from, data if isinstance(data, list) else []):
+        for item in await _pages(api, PERSONS, params):
+            person = person_from(item)
             if person is None or person["is_deleted"] or person["id"] not in chunk:
                 continue
             custom = person["custom_fields"]
@@ -49,25 +49,24 @@ async def followed(api: Session, follow_key: str, profile_field: str) -> list[Fo
 
 async def _search_all(api: Session, term: str) -> list[int]:
     """The ids of every person whose custom fields hold ``term`` whole, every page."""
-    found: set[int] = set()
+    params = {"term": term, "fields": "custom_fields", "exact_match": "true"}
+    data = await _pages(api, f"{PERSONS}/search", {**params, "limit": str(PAGE_LIMIT)})
+    return sorted({item["id"] for item in search_items({"items": data})})
+
+
+async def _pages(api: Session, path: str, params: dict[str, str]) -> list[object]:
+    """The items of every page of a v2 list (a search's ``items``), by cursor."""
+    found: list[object] = []
     cursor: str | None = None
     while True:
-        params = {
-            "term": term,
-            "fields": "custom_fields",
-            "exact_match": "true",
-            "limit": str(PAGE_LIMIT),
-            **({"cursor": cursor} if cursor else {}),
-        }
-        data, more = envelope(
-            api.connector, await api.call("GET", f"{PERSONS}/search", params=params)
-        )
-        found |= {item["id"] for item in search_items(data)}
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        data, more = envelope(api.connector, await api.call("GET", path, params=query))
+        if isinstance(data, dict):  # a search: {"items": [...]}
+            data = data.get("items")
+        found += data if isinstance(data, list) else []
         following = more.get("next_cursor")
         if following is None:
-            return sorted(found)
+            return found
         if not isinstance(following, str) or not following or following == cursor:
-            raise FatalConnectorError(
-                api.connector, f"{api.connector} sent a malformed page of search results"
-            )
+            raise FatalConnectorError(api.connector, f"{api.connector} sent a malformed page")
         cursor = following
