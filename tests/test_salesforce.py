@@ -19,9 +19,9 @@ from connectors.base import ConnectorSettings, Contact, OverwritePolicy
 from connectors.salesforce import soql
 from connectors.salesforce.client import SalesforceCRM
 from connectors.salesforce.mapping import (
+    BODY_LIMIT,
     EXTERNAL_ID_FIELD,
     FIELD_OF,
-    BODY_LIMIT,
     LEAD_COMPANY_FALLBACK,
     MESSAGE_ID_FIELD,
     PROFILE_URL_FIELD,
