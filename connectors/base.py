@@ -300,6 +300,8 @@ class CRM(Protocol):
     """Where people go. Every write is an upsert on the source's member id."""
 
     name: ClassVar[str]
+    #: The longest activity body the CRM takes, in characters (longer messages are split).
+    body_limit: ClassVar[int]
 
     async def check_auth(self) -> None:
         """Raise AuthError unless the credential is accepted."""

@@ -11,27 +11,31 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import anyio
 
 from connectors.base import (
+    Activity,
     Candidate,
     ConnectorSettings,
     Contact,
     Erasure,
+    Followed,
     Holding,
+    Logged,
     Message,
     Person,
     Presence,
     TargetOutcome,
     fields_to_write,
     match,
+    profile_key,
 )
 from sync.config import Config, DaemonConfig, PrivacyConfig
-from sync.errors import AuthError, RecordRejected, WriteUncertain
+from sync.errors import ActivitiesRefused, AuthError, RecordRejected, WriteUncertain
 
 MEMORY = "memory"
 
@@ -110,7 +114,26 @@ class MemoryCRM(_Service):
         super().__init__(instance)
         self.records: dict[str, Candidate] = {}
         self.strict_match = strict_match
+        #: Per record: the activities syncd wrote, in order of writing.
+        self.activities: dict[str, list[Activity]] = {}
+        #: The records whose follow flag is set.
+        self.following: set[str] = set()
+        #: Activities per add_messages call at most (a "batch"), to test batch boundaries.
+        self.batch = 100
+        #: When set, add_messages raises ActivitiesRefused (a credential without the scope).
+        self.refuse_activities = False
+        self._lost_activity_writes = 0
+        #: With a number N: add_messages stops for good before its N-th batch (counting from
+        #: 0 over the service's life) and sets :attr:`stalled` — a daemon killed then died
+        #: between two batches.
+        self.stall_at_batch: int | None = None
+        self.stalled = anyio.Event()
+        self._batches = 0
         self._ids = itertools.count(1)
+
+    def lose_next_activity_write(self, count: int = 1) -> None:
+        """Apply the next ``count`` add_messages batches, then lose their answers."""
+        self._lost_activity_writes += count
 
     def client(self, credential: str) -> MemoryCRMClient:
         """A client of this CRM that sends ``credential``."""
@@ -142,6 +165,8 @@ class MemoryCRMClient:
     """The ``CRM`` Protocol over a :class:`MemoryCRM`, bound to one credential."""
 
     name: ClassVar[str] = MEMORY
+    #: Short, so a test's long message is split without megabytes of text.
+    body_limit: ClassVar[int] = 200
 
     def __init__(self, service: MemoryCRM, credential: str) -> None:
         self._service = service
@@ -188,9 +213,11 @@ class MemoryCRMClient:
         if found.record is None:
             return Erasure("absent")
         del service.records[found.record.id]
+        gone = service.activities.pop(found.record.id, [])
+        service.following.discard(found.record.id)
         if service._lose_this_write():
             raise WriteUncertain(service.instance, f"{service.instance} did not confirm a delete")
-        return Erasure("erased", id=found.record.id, step=found.step)
+        return Erasure("erased", id=found.record.id, step=found.step, activities=len(gone))
 
     async def export(self, contact: Contact) -> Holding:
         """What the record the shared matching rule finds holds; writes nothing."""
@@ -200,7 +227,65 @@ class MemoryCRMClient:
         if found.record is None:
             return Holding(False, step=found.step, candidates=found.ambiguous)
         record = found.record
-        return Holding(True, id=record.id, fields=dict(record.fields), step=found.step)
+        dates = tuple(sorted(a.message.sent_at for a in service.activities.get(record.id, [])))
+        return Holding(
+            True, id=record.id, fields=dict(record.fields), activities=dates, step=found.step
+        )
+
+    async def message_ids(self, record_id: str) -> frozenset[str]:
+        """The keys of the activities syncd wrote on the record."""
+        await self._admit("message_ids")
+        return frozenset(a.key for a in self._service.activities.get(record_id, []))
+
+    async def add_messages(self, record_id: str, activities: Sequence[Activity]) -> Logged:
+        """Write the activities in batches of :attr:`MemoryCRM.batch`; a lost activity write
+        (:meth:`MemoryCRM.lose_next_activity_write`) applies its batch, then loses the answer."""
+        service = self._service
+        written: set[str] = set()
+        split: set[str] = set()
+        for start in range(0, len(activities), service.batch):
+            await self._admit("add_messages")
+            if service.refuse_activities:
+                raise ActivitiesRefused(
+                    service.instance, f"{service.instance} refused the activities (no permission)"
+                )
+            if service.stall_at_batch == service._batches:
+                service.stalled.set()
+                await anyio.sleep_forever()
+            service._batches += 1
+            chunk = activities[start : start + service.batch]
+            service.activities.setdefault(record_id, []).extend(chunk)
+            if service._lost_activity_writes:
+                service._lost_activity_writes -= 1
+                raise WriteUncertain(service.instance, f"{service.instance} did not confirm")
+            for activity in chunk:
+                written.add(activity.message.id)
+                if "#" in activity.key:
+                    split.add(activity.message.id)
+        return Logged(len(written), len(split))
+
+    async def set_follow(self, contact: Contact, follow: bool) -> Presence:
+        """Set or clear the follow flag on the record the shared matching rule finds."""
+        await self._admit("set_follow")
+        service = self._service
+        found = match(contact, service.records.values(), strict=service.strict_match)
+        if found.record is None:
+            return Presence(False, step=found.step, candidates=found.ambiguous)
+        if follow:
+            service.following.add(found.record.id)
+        else:
+            service.following.discard(found.record.id)
+        return Presence(True, id=found.record.id, step=found.step)
+
+    async def followed(self) -> list[Followed]:
+        """The followed records, with the publicId from their profile URL."""
+        await self._admit("followed")
+        out = []
+        for record_id in sorted(self._service.following, key=int):
+            key = profile_key(self._service.records[record_id].fields.get("linkedin_url"))
+            if key:
+                out.append(Followed(record_id, key.split("/", 1)[1]))
+        return out
 
     async def aclose(self) -> None:
         """Release nothing; later calls fail as they would on a closed HTTP client."""
@@ -214,6 +299,8 @@ class MemorySource(_Service):
         super().__init__(instance)
         self.people: dict[str, Person] = {p.public_id: p for p in people}
         self.messages: dict[str, list[Message]] = {}
+        #: Whose conversation each fetch_messages read, in order (only the chosen person's).
+        self.conversations_read: list[str] = []
 
     def client(self, credential: str) -> MemorySourceClient:
         """A client of this source that sends ``credential``."""
@@ -249,10 +336,21 @@ class MemorySourceClient:
             instance = self._service.instance
             raise RecordRejected(instance, f"{instance} has no such profile", status=404) from None
 
-    async def fetch_messages(self, public_id: str, *, limit: int = 50) -> list[Message]:
-        """The conversation, newest first."""
+    async def fetch_messages(
+        self, public_id: str, *, until: Collection[str] = frozenset(), limit: int = 10_000
+    ) -> list[Message]:
+        """The conversation, newest first, up to the first message in ``until``."""
         await self._admit("fetch_messages")
-        return self._service.messages.get(public_id, [])[:limit]
+        self._service.conversations_read.append(public_id)
+        newest_first = sorted(
+            self._service.messages.get(public_id, []), key=lambda m: m.sent_at, reverse=True
+        )
+        out: list[Message] = []
+        for message in newest_first[:limit]:
+            if message.id in until:
+                break
+            out.append(message)
+        return out
 
     async def aclose(self) -> None:
         """Release nothing; later calls fail."""

@@ -211,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
     export.add_argument("--json", action="store_true", help="print the control API's answer")
+    for name, verb, text in (
+        ("follow", "cmd_follow", "keep relaying new messages with this person (follow mode)"),
+        ("unfollow", "cmd_unfollow", "stop relaying new messages with this person"),
+    ):
+        following = command(name, _lazy("sync.cli_follow", verb), text)
+        following.add_argument(
+            "ref",
+            nargs="?",
+            metavar="REF",
+            help="profile URL or publicId (read from stdin if omitted)",
+        )
+        following.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        following.add_argument("--json", action="store_true", help="print the control API's answer")
     cancel = command(
         "cancel",
         _lazy("sync.cli_rights", "cmd_cancel"),

@@ -89,10 +89,12 @@ def chunks(refs: list[str]) -> Iterator[list[str]]:
 
 
 def exit_code(selections: Iterable[dict[str, Any]]) -> int:
-    """0 when every target succeeded; else 5, 4 or 1 as the README's exit codes say."""
-    bad = [t for s in selections for t in s["targets"].values() if t["outcome"] not in OK]
+    """0 when every target succeeded; else 5, 4 or 1 as the README's exit codes say (a
+    contact written without its messages is 1)."""
+    targets = [t for s in selections for t in s["targets"].values()]
+    bad = [t for t in targets if t["outcome"] not in OK]
     if not bad:
-        return 0
+        return 1 if any(t.get("messages_error") for t in targets) else 0
     if all(t["outcome"] == "refused" for t in bad):
         return 5
     if all(t["outcome"] == "failed" and t.get("reason") == "auth" for t in bad):
@@ -109,7 +111,15 @@ def describe(name: str, target: dict[str, Any]) -> str:
         detail = str(target.get("detail") or "no detail")
         detail = detail.removeprefix(f"{outcome}: ")  # a refusal's sentence starts with it
         return f"{name}: {outcome}: {detail}"
-    return f"{name}: {outcome} {target.get('id') or ''}".rstrip()
+    line = f"{name}: {outcome} {target.get('id') or ''}".rstrip()
+    if target.get("messages_error"):
+        return f"{line} (messages not written: {target['messages_error']})"
+    if target.get("messages") is not None:
+        plural = "" if target["messages"] == 1 else "s"
+        line += f" (+{target['messages']} message{plural})"
+        if target.get("detail"):
+            line += f"; {target['detail']}"
+    return line
 
 
 class Progress:

@@ -27,7 +27,7 @@ PURPOSES = (
 )
 
 
-def _ref(args: argparse.Namespace) -> str:
+def read_ref(args: argparse.Namespace) -> str:
     """The REF argument, or the first line piped in (kept out of the shell's history)."""
     ref: str | None = args.ref
     if ref is None:
@@ -42,11 +42,11 @@ def _ref(args: argparse.Namespace) -> str:
     return ref
 
 
-def _targets(args: argparse.Namespace) -> list[str] | None:
+def targets_of(args: argparse.Namespace) -> list[str] | None:
     return [n.strip() for n in args.to.split(",") if n.strip()] if args.to else None
 
 
-def _client(args: argparse.Namespace) -> ControlClient:
+def client_of(args: argparse.Namespace) -> ControlClient:
     return ControlClient(socket_path(args.config))
 
 
@@ -91,12 +91,12 @@ def forget_exit_code(targets: dict[str, dict[str, Any]]) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase the person in every CRM (after a confirmation), or `--undo` their block."""
-    ref = _ref(args)
-    client = _client(args)
+    ref = read_ref(args)
+    client = client_of(args)
     if args.undo:
         answer = client.forget(ref, None, undo=True)
         return _print_unblocked(args, answer)
-    where = ", ".join(_targets(args) or []) or "every CRM syncd writes to"
+    where = ", ".join(targets_of(args) or []) or "every CRM syncd writes to"
     question = (
         f"Erase {ref} from {where} and never sync them again? The CRM records and the "
         "activities syncd wrote are deleted"
@@ -104,7 +104,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if not _confirm(question, args.yes):
         print("nothing was erased")
         return 0
-    answer = client.forget(ref, _targets(args), wait=POLL_SECONDS)
+    answer = client.forget(ref, targets_of(args), wait=POLL_SECONDS)
     if answer.get("paused") and answer["state"] == "pending":
         print(
             "queued: syncd is paused; the forget runs on `syncd resume` "
@@ -142,8 +142,8 @@ def _print_unblocked(args: argparse.Namespace, answer: dict[str, Any]) -> int:
 
 def cmd_block(args: argparse.Namespace) -> int:
     """Put a person on the do-not-sync list without touching any CRM."""
-    ref = _ref(args)
-    _client(args).block(ref)
+    ref = read_ref(args)
+    client_of(args).block(ref)
     print(
         f"{ref} is blocked: syncd will not read or relay them (the CRMs were not touched; "
         f"`syncd forget {ref}` also erases them there, `syncd unblock {ref}` lifts it)"
@@ -153,8 +153,8 @@ def cmd_block(args: argparse.Namespace) -> int:
 
 def cmd_unblock(args: argparse.Namespace) -> int:
     """Take a person off the do-not-sync list."""
-    ref = _ref(args)
-    return _print_unblocked(args, _client(args).block(ref, undo=True))
+    ref = read_ref(args)
+    return _print_unblocked(args, client_of(args).block(ref, undo=True))
 
 
 # -- export ------------------------------------------------------------------------------
@@ -185,8 +185,8 @@ def describe_export(name: str, answer: dict[str, Any]) -> list[str]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Print what each CRM holds about a person (a subject-access copy); nothing is saved."""
-    ref = _ref(args)
-    answer = _client(args).export(ref, _targets(args))
+    ref = read_ref(args)
+    answer = client_of(args).export(ref, targets_of(args))
     crms: dict[str, dict[str, Any]] = answer["crms"]
     if args.json:
         print(json.dumps(answer, indent=2))
@@ -213,6 +213,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         raise UsageError(
             "a selection id looks like sel_0123456789abcdef (as `add-contact --no-wait` prints it)"
         )
-    answer = _client(args).cancel(args.selection_id)
+    answer = client_of(args).cancel(args.selection_id)
     print(f"{answer['id']} cancelled: it left the queue and the journal; no CRM received it")
     return 0

@@ -156,6 +156,9 @@ def table(status: Mapping[str, Any], *, width: int = MAX_WIDTH) -> str:
                 subsequent_indent="  ",
             )
         )
+    follow = status.get("follow")
+    if isinstance(follow, Mapping):
+        lines += ["", _follow_line(follow)]
     listed = int(status.get("do_not_sync") or 0)
     if listed:
         plural = "entry" if listed == 1 else "entries"
@@ -166,6 +169,19 @@ def table(status: Mapping[str, Any], *, width: int = MAX_WIDTH) -> str:
         for item in recent[:RECENT_SHOWN]:
             lines.extend(_recent_lines(item, width))
     return "\n".join(lines)
+
+
+def _follow_line(follow: Mapping[str, Any]) -> str:
+    """`follow: every 15m · last pass 14:02, 3 people, +2 messages, 0 errors`."""
+    every = _duration(float(follow.get("interval_s") or 0))
+    last = follow.get("last")
+    if not isinstance(last, Mapping):
+        return f"follow: every {every} · no pass yet"
+    at = time.strftime("%H:%M", time.localtime(float(last.get("at") or 0)))
+    return (
+        f"follow: every {every} · last pass {at}, {last.get('people', 0)} people, "
+        f"+{last.get('messages', 0)} messages, {last.get('errors', 0)} errors"
+    )
 
 
 def _recent_lines(item: Mapping[str, Any], width: int) -> list[str]:

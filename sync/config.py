@@ -21,7 +21,12 @@ from sync.config_check import Checker, connector_settings, string_list
 from sync.errors import ConfigError, Problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_TOP = ("daemon", "source", "crm", "match", "privacy")
+_TOP = ("daemon", "source", "crm", "match", "follow", "privacy")
+_DURATION = re.compile(r"(\d+)\s*(s|m|h)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+#: The shortest follow interval: a pass reads every followed person's conversation, and the
+#: source throttles members who read too often.
+MIN_FOLLOW_SECONDS = 60
 _PRIVACY = ("blocked_email_domains", "blocked_companies", "fields")
 INSTANCE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _DOMAIN = re.compile(r"[^\s@/:.]+(\.[^\s@/:.]+)+")
@@ -77,6 +82,14 @@ class MatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowConfig:
+    """``[follow]``: whether the daemon relays new messages of followed people, how often."""
+
+    enabled: bool = False
+    interval_s: float = 15 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class PrivacyConfig:
     """``[privacy]``: what may never leave, and which fields may."""
 
@@ -97,6 +110,7 @@ class Config:
     crms: Mapping[str, ConnectorSettings]  # in file order
     match: MatchConfig = field(default_factory=MatchConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    follow: FollowConfig = field(default_factory=FollowConfig)
 
 
 def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -186,10 +200,40 @@ def parse(text: str, path: Path, *, env: Mapping[str, str] | None = None) -> Con
     crms = _crms(check, data)
     strict = check.boolean(_section(check, data, "match", ("strict",)), "match", "strict")
     privacy = _privacy(check, _section(check, data, "privacy", _PRIVACY))
+    follow = _follow(check, _section(check, data, "follow", ("enabled", "interval")))
     if check.problems or source is None:
         raise ConfigError(check.problems)
     crms = {name: replace(settings, strict_match=strict) for name, settings in crms.items()}
-    return Config(path, daemon, source, MappingProxyType(crms), MatchConfig(strict), privacy)
+    return Config(
+        path, daemon, source, MappingProxyType(crms), MatchConfig(strict), privacy, follow
+    )
+
+
+def _follow(check: Checker, table: Mapping[str, object]) -> FollowConfig:
+    enabled = check.boolean(table, "follow", "enabled")
+    raw = check.string(table, "follow", "interval", "15m")
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as error:
+        check.add("follow.interval", str(error))
+        return FollowConfig(enabled)
+    if seconds < MIN_FOLLOW_SECONDS:
+        check.add(
+            "follow.interval",
+            f"must be at least {MIN_FOLLOW_SECONDS // 60}m: the source throttles members "
+            "who read conversations that often",
+        )
+        return FollowConfig(enabled)
+    return FollowConfig(enabled, float(seconds))
+
+
+def parse_duration(text: str) -> int:
+    """``"15m"``, ``"90s"``, ``"1h30m"`` as seconds; ValueError with a sentence otherwise."""
+    compact = text.strip().lower()
+    parts = list(_DURATION.finditer(compact))
+    if not parts or "".join(m.group(0) for m in parts).replace(" ", "") != compact.replace(" ", ""):
+        raise ValueError('must be a duration such as "15m", "90s" or "1h" (a number and s, m or h)')
+    return sum(int(m.group(1)) * _UNIT_SECONDS[m.group(2)] for m in parts)
 
 
 def _resolve(raw: str, base: Path) -> Path:

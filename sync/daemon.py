@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +24,7 @@ from sync.control.sockets import (
     keep_control_socket,
 )
 from sync.donotsync import DoNotSync
+from sync.follow import Follower
 from sync.instances import ClientFactory, Instances, TransportFactory
 from sync.journal import Journal
 from sync.notify import Notifier
@@ -167,6 +168,7 @@ async def run_daemon(
     clients: ClientFactory | None = None,
     handle_signals: bool = True,
     drain_seconds: float = DRAIN_SECONDS,
+    follow_sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     task_status: TaskStatus[DaemonHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the control API and relay selections until a signal or ``handle.stop()``.
@@ -195,9 +197,13 @@ async def run_daemon(
     state.do_not_sync_count = blocked.__len__
     relay = Relay(instances, config.privacy, state, blocked)
     rights = Rights(relay, instances, blocked)
+    follower = Follower(relay, instances, blocked, config.follow, sleep=follow_sleep)
+    state.follow_status = follower.status
     workers = _Workers(relay, rights, state, journal)
     send, receive = anyio.create_memory_object_stream[Selection](max_buffer_size=QUEUE_LIMIT)
-    app = build_app(state, send, config.crms, relay.check, journal=journal, rights=rights)
+    app = build_app(
+        state, send, config.crms, relay.check, journal=journal, rights=rights, follower=follower
+    )
     stopping = anyio.Event()
     lost: list[ControlSocketLost] = []
     try:
@@ -220,6 +226,7 @@ async def run_daemon(
             tg.start_soon(journal.retry_saves)
             tg.start_soon(_replay, replayed.selections, send.clone(), state, journal, config.crms)
             tg.start_soon(_feed_backlog, send.clone(), state)
+            await tg.start(follower.run)
             if handle_signals:
                 tg.start_soon(_watch_signals, stopping)
             log.info("daemon.started", pid=os.getpid(), version=VERSION)

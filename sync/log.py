@@ -39,7 +39,8 @@ ALLOWED_KEYS = frozenset(
         "crm", "outcome", "status", "http_status", "request_id", "code", "count", "attempt",
         "retry_after", "duration_ms", "state", "queue", "pid", "version", "path_kind",
         "error_type", "uid", "what", "wait_s", "reason", "left_in_journal", "selections",
-        "damaged_files", "set_aside", "interruptions", "segment", "file",
+        "damaged_files", "set_aside", "interruptions", "segment", "file", "written",
+        "failures",
     }
 )  # fmt: skip
 QUIET_LOGGERS = ("httpx", "httpcore", "hpack")  # they log full URLs and headers at INFO/DEBUG

@@ -12,7 +12,7 @@ import structlog
 from anyio.abc import TaskStatus
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from connectors.base import Contact, Message, Person, TargetOutcome
+from connectors.base import Contact, Person, TargetOutcome
 from sync import privacy
 from sync.batcher import Batcher
 from sync.config import PrivacyConfig
@@ -27,6 +27,7 @@ from sync.errors import (
     WriteUncertain,
 )
 from sync.instances import Instances
+from sync.messages import MessageRelay, record_ids, with_messages
 from sync.state import CRMHealth, DaemonState, Selection
 
 log = structlog.get_logger("syncd.relay")
@@ -95,6 +96,7 @@ class Relay:
         self._state = state
         #: The do-not-sync list: a person on it is refused before the source is asked.
         self.blocked = blocked
+        self.messages = MessageRelay(instances)
         self._batchers = {
             name: Batcher(partial(self._upsert, name)) for name in instances.crm_names
         }
@@ -132,7 +134,7 @@ class Relay:
     async def process(self, selection: Selection) -> dict[str, TargetOutcome]:
         """Every target's outcome for ``selection``; never raises for a connector problem."""
         try:
-            contact = await self._read(selection.public_id, selection.with_messages)
+            contact = await self.read_contact(selection.public_id)
         except PrivacyRefusal as refusal:
             log.info("selection.refused", selection_id=selection.id, code=refusal.rule)
             refused = TargetOutcome("refused", detail=str(refusal), reason="privacy")
@@ -151,6 +153,11 @@ class Relay:
         async with anyio.create_task_group() as tg:
             for name in selection.targets:
                 tg.start_soon(self._deliver, selection.id, name, contact, results)
+        if selection.with_messages:
+            written = await self.messages.relay(
+                selection.public_id, record_ids(results), selection_id=selection.id
+            )
+            results |= {name: with_messages(results[name], w) for name, w in written.items()}
         return {name: results[name] for name in selection.targets}
 
     async def check(self, public_id: str, targets: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -159,7 +166,7 @@ class Relay:
         The privacy rules apply first: a person syncd may not send is not looked up either.
         """
         try:
-            contact = await self._read(public_id)
+            contact = await self.read_contact(public_id)
         except PrivacyRefusal as refusal:
             return {key: {"found": False, "refused": str(refusal)} for key in targets}
         except SyncdError as error:
@@ -199,20 +206,17 @@ class Relay:
                 tg.start_soon(look, name)
         return {name: results[name] for name in targets}
 
-    async def _read(self, public_id: str, with_messages: bool = False) -> Contact:
-        """The person (and the conversation) from the source, after the do-not-sync list and
-        the privacy rules: a listed publicId is refused before the source is asked, a listed
-        member id (a publicId can change) right after the profile is read."""
+    async def read_contact(self, public_id: str) -> Contact:
+        """The person from the source, after the do-not-sync list and the privacy rules: a
+        listed publicId is refused before the source is asked, a listed member id (a publicId
+        can change) right after the profile is read. The conversation is read later, once
+        the CRMs have said what they hold (sync/messages.py)."""
         if self.blocked is not None and self.blocked.holds(public_id=public_id):
             raise on_the_list(public_id)
         person = await self.read_person(public_id)
         if self.blocked is not None and self.blocked.holds(member_id=person.member_id):
             raise on_the_list(public_id)
-        messages: tuple[Message, ...] = ()
-        if with_messages:
-            source = await self._instances.source()
-            messages = tuple(await source.fetch_messages(public_id))
-        return privacy.apply(person, self._rules, messages)
+        return privacy.apply(person, self._rules)
 
     async def read_person(self, public_id: str) -> Person:
         """The profile from the source, whatever the lists and rules say (callers apply them)."""

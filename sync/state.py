@@ -86,12 +86,25 @@ class Tracked:
             "id": self.selection.id,
             "action": self.selection.action,
             "state": self.state,
-            "targets": {
-                name: {"outcome": o.outcome, "id": o.id, "detail": o.detail, "reason": o.reason}
-                | ({"candidates": list(o.candidates)} if o.candidates else {})
-                for name, o in self.targets.items()
-            },
+            "targets": {name: _outcome_json(o) for name, o in self.targets.items()},
         }
+
+
+def _outcome_json(outcome: TargetOutcome) -> dict[str, object]:
+    """One target's outcome in the control API's shape."""
+    view: dict[str, object] = {
+        "outcome": outcome.outcome,
+        "id": outcome.id,
+        "detail": outcome.detail,
+        "reason": outcome.reason,
+    }
+    if outcome.candidates:
+        view["candidates"] = list(outcome.candidates)
+    if outcome.messages is not None:
+        view["messages"] = outcome.messages
+    if outcome.messages_error:
+        view["messages_error"] = outcome.messages_error
+    return view
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +165,8 @@ class DaemonState:
         self.journal_problem: Callable[[], str | None] = lambda: None
         #: How many entries the do-not-sync list holds (a count, nothing else).
         self.do_not_sync_count: Callable[[], int] = lambda: 0
+        #: Follow mode's last pass (None while follow mode is off).
+        self.follow_status: Callable[[], dict[str, object] | None] = lambda: None
         #: Selections a worker has started and not finished: too late to cancel.
         self.in_flight: set[str] = set()
         self._pending = 0
@@ -264,6 +279,7 @@ class DaemonState:
             "recent": list(self.recent),
             "journal": journal,
             "do_not_sync": self.do_not_sync_count(),
+            "follow": self.follow_status(),
         }
 
     def _journal_status(self) -> dict[str, object]:

@@ -3,7 +3,7 @@ relay) around memory connectors, driven through the real control client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -59,7 +59,12 @@ class Machine:
         )
 
     @asynccontextmanager
-    async def daemon(self, config: Config | None = None) -> AsyncIterator[Running]:
+    async def daemon(
+        self,
+        config: Config | None = None,
+        *,
+        follow_sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> AsyncIterator[Running]:
         """One daemon run; stopped as SIGTERM would stop it when the block ends."""
         start = partial(
             run_daemon,
@@ -67,6 +72,7 @@ class Machine:
             clients=memory_clients(self.source, self.crms),
             handle_signals=False,
             drain_seconds=2.0,
+            follow_sleep=follow_sleep,
         )
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:

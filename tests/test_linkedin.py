@@ -231,7 +231,7 @@ class TestFetchMessages:
         [
             pytest.param(500, 120, ["50", "50", "50"], id="all-in-three-pages"),
             pytest.param(60, 60, ["50", "10"], id="limit-cuts-second-page"),
-            pytest.param(50, 50, ["50"], id="default-limit-one-page"),
+            pytest.param(50, 50, ["50"], id="limit-of-one-page"),
             pytest.param(0, 0, [], id="zero-asks-nothing"),
         ],
     )
@@ -255,6 +255,22 @@ class TestFetchMessages:
         queries = [httpx.QueryParams(r.query) for r in sandbox.core.requests]
         assert [q["count"] for q in queries] == counts
         assert [q["start"] for q in queries] == [str(50 * n) for n in range(len(counts))]
+
+    async def test_stops_at_what_the_crms_hold(
+        self, source: LinkedInSource, sandbox: LinkedInSandbox, raw: httpx.AsyncClient
+    ) -> None:
+        """Paging stops at the first message the CRMs already hold: it and older ones are
+        neither returned nor is any page after it asked for; only this conversation is read."""
+        seeded_person = seeded("chatty-one", messages=120)
+        done = await raw.post("/_sandbox/people", json={"people": [seeded_person]})
+        assert done.status_code == 200
+        sandbox.core.reset()
+        ids = [m["id"] for m in seeded_person["messages"]]
+        messages = await source.fetch_messages("chatty-one", until={ids[70], ids[100]})
+        assert [m.id for m in messages] == ids[:70]
+        queries = [httpx.QueryParams(r.query) for r in sandbox.core.requests]
+        assert [q["start"] for q in queries] == ["0", "50"]
+        assert {q["with"] for q in queries} == {"chatty-one"}
 
     async def test_maps_messages(self, source: LinkedInSource) -> None:
         """Each message keeps its id, conversation, sender, aware timestamp and text."""

@@ -11,7 +11,7 @@ publicId asked for (which people were selected is business data) nor the vendor'
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import ClassVar, cast
 
 import httpx
@@ -152,25 +152,29 @@ class LinkedInSource:
         except ShapeError:
             raise self._unreadable("a profile", response.status_code) from None
 
-    async def fetch_messages(self, public_id: str, *, limit: int = 50) -> list[Message]:
-        """The conversation with one person, newest first, at most ``limit`` messages."""
+    async def fetch_messages(
+        self, public_id: str, *, until: Collection[str] = frozenset(), limit: int = 10_000
+    ) -> list[Message]:
+        """The conversation with one person, newest first: every page until a message whose
+        id is in ``until`` (it and older ones are left out) or ``limit`` messages."""
         self._check_ref(public_id)
         messages: list[Message] = []
+        read = 0
         while len(messages) < limit:
             count = min(PAGE_SIZE, limit - len(messages))
-            params: dict[str, str | int] = {
-                "with": public_id,
-                "start": len(messages),
-                "count": count,
-            }
+            params: dict[str, str | int] = {"with": public_id, "start": read, "count": count}
             response = await self._get("/v1/conversations", params=params)
             page = cast(MessagePage, json_object(self._connector, response))
             try:
                 elements, total = page_messages(page)
             except ShapeError:
                 raise self._unreadable("a message page", response.status_code) from None
-            messages += elements
-            if not elements or len(messages) >= total:
+            read += len(elements)
+            for message in elements:
+                if message.id in until:
+                    return messages  # the CRMs hold it, and everything older
+                messages.append(message)
+            if not elements or read >= total:
                 break
         return messages[:limit]
 

@@ -54,6 +54,16 @@ class Rights(Protocol):
         ...
 
 
+class Following(Protocol):
+    """What `POST /v1/follow` needs of the daemon (sync/follow.py implements it)."""
+
+    async def set_flag(
+        self, public_id: str, targets: tuple[str, ...], follow: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Set or clear the follow flag on the person's record in each target CRM."""
+        ...
+
+
 class BadRequest(Exception):
     """A request the API refuses, with its status and one sentence."""
 
@@ -169,6 +179,7 @@ def build_app(
     *,
     journal: Journal | None = None,
     rights: Rights | None = None,
+    follower: Following | None = None,
 ) -> Starlette:
     """The control API over ``state``, feeding accepted selections into ``queue``.
 
@@ -338,6 +349,16 @@ def build_app(
         log.info("daemon.resumed")
         return JSONResponse({"state": state.status()["state"]})
 
+    async def follow(request: Request) -> Response:
+        body = await _json_body(request)
+        ref, public_id, targets = _check_request(body, crms, extra=frozenset({"undo"}))
+        undo = _flag(body, "undo")
+        if follower is None:
+            raise BadRequest(503, "this daemon was started without follow mode")
+        answer = await follower.set_flag(public_id, targets, not undo)
+        log.info("follow.set", count=len(answer))
+        return JSONResponse({"ref": ref, "crms": answer})
+
     async def bad_request(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
         return _error(exc.status, str(exc))
@@ -360,6 +381,7 @@ def build_app(
             Route("/v1/forget", forget, methods=["POST"]),
             Route("/v1/export", export, methods=["POST"]),
             Route("/v1/block", block, methods=["POST"]),
+            Route("/v1/follow", follow, methods=["POST"]),
             Route("/v1/status", status, methods=["GET"]),
             Route("/v1/pause", pause, methods=["POST"]),
             Route("/v1/resume", resume, methods=["POST"]),

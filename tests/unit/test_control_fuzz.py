@@ -81,6 +81,22 @@ class _Rights:
         return {"source": source, "crms": crms}
 
 
+class _Follower:
+    """Answers like sync/follow.py without a network: each outcome, by publicId."""
+
+    async def set_flag(
+        self, public_id: str, targets: tuple[str, ...], follow: bool
+    ) -> dict[str, dict[str, Any]]:
+        shapes: list[dict[str, Any]] = [
+            {"outcome": "following" if follow else "not-following", "id": "7", "detail": ""},
+            {"outcome": "absent", "detail": "not in this CRM"},
+            {"outcome": "failed", "detail": "several records match", "candidates": ["7", "9"]},
+            {"outcome": "refused", "detail": "refused: on the do-not-sync list"},
+        ]
+        await anyio.lowlevel.checkpoint()
+        return {name: shapes[len(public_id) % len(shapes)] for name in targets}
+
+
 def _app(send: MemoryObjectSendStream[Selection]) -> Starlette:
     state = DaemonState(list(CRMS), "test")
     done = Selection(KNOWN_ID, "ada-lovelace", tuple(CRMS))
@@ -92,7 +108,7 @@ def _app(send: MemoryObjectSendStream[Selection]) -> Starlette:
             "pipedrive": TargetOutcome("ambiguous", candidates=("5", "8")),
         },
     )
-    return build_app(state, send, CRMS, _check, rights=_Rights())
+    return build_app(state, send, CRMS, _check, rights=_Rights(), follower=_Follower())
 
 
 # An unbounded queue that nobody reads: a fuzzed batch of refs never waits on a worker.

@@ -36,6 +36,8 @@ print(json.dumps({"code": code, "heavy": heavy}))
         ["unblock", "ada-lovelace"],
         ["export", "ada-lovelace"],
         ["cancel", "sel_0123456789abcdef"],
+        ["follow", "ada-lovelace"],
+        ["unfollow", "ada-lovelace"],
     ],
 )
 def test_thin_commands_load_no_heavy_module(tmp_path: Path, argv: list[str]) -> None:
