@@ -59,6 +59,7 @@ class Communications:
             body = {
                 "inputs": [{"id": i} for i in ids[start : start + BATCH_LIMIT]],
                 "properties": [MESSAGE_ID_PROPERTY, TIMESTAMP_PROPERTY],
+                "propertiesWithHistory": [],  # the spec requires it; the official client sends it
             }
             answer = await self._send("POST", f"{COMMUNICATIONS}/batch/read", body, {200, 207})
             for found in records(self._connector, answer):
