@@ -54,18 +54,12 @@ from connectors.base import (
     profile_key,
 )
 from connectors.pipedrive import errors, follow, ratelimit
+from connectors.pipedrive.fields import PERSON_FIELDS, PersonFields
 from connectors.pipedrive.mapping import (
-    FOLLOW_FIELD,
     FOLLOWING,
-    JOB_TITLE,
-    PAGE_LIMIT,
-    POSTAL_ADDRESS,
-    SYNCED_AT_FIELD,
-    FieldDefinition,
     FieldMap,
     Person,
     desired,
-    field_from,
     full_name,
     member_of,
     note_time,
@@ -82,7 +76,6 @@ from sync.retry import RetryPolicy
 
 PERSONS = "/api/v2/persons"
 ORGANIZATIONS = "/api/v2/organizations"
-PERSON_FIELDS = "/api/v2/personFields"
 #: What Pipedrive keeps after ``DELETE /api/v2/persons/{id}``: the person is marked deleted
 #: and purged after 30 days (``v2.yaml``, ``deletePerson``).
 RETENTION = "purged by Pipedrive after 30 days"
@@ -111,8 +104,6 @@ class PipedriveCRM:
         self._connector = settings.instance
         self._base_url = settings.base_url.rstrip("/")
         options = settings.options
-        self._member_field = str(options.get("member_id_field") or "syncd member id")
-        self._profile_field = str(options.get("profile_url_field") or "LinkedIn profile URL")
         oauth_url = str(options.get("oauth_url") or DEFAULT_OAUTH_URL).rstrip("/")
         # An API token travels in x-api-token (the OpenAPI files' api_key scheme), never in
         # the query string, where proxies and logs keep it; an OAuth access token as Bearer,
@@ -133,9 +124,11 @@ class PipedriveCRM:
             retry=retry,
             limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
         )
-        self._fields: FieldMap | None = None
-        #: The hashed key of the "syncd follow" field, once it is known to exist.
-        self._follow_key = ""
+        self._schema = PersonFields(
+            self._api,
+            str(options.get("member_id_field") or "syncd member id"),
+            str(options.get("profile_url_field") or "LinkedIn profile URL"),
+        )
         #: Organization name (folded) -> id; None for "searched, not there" (this call only).
         self._org_ids: dict[str, int | None] = {}
         self._org_names: dict[int, str] = {}
@@ -266,7 +259,7 @@ class PipedriveCRM:
         if verdict.record is None:
             return Presence(found=False, step=verdict.step, candidates=verdict.ambiguous)
         person = records[verdict.record.id]
-        key = await self._follow_field(create=follow)
+        key = await self._schema.follow_key(create=follow)
         current = (person["custom_fields"].get(key) or "").strip() if key else ""
         if key and (current == FOLLOWING) != follow:
             body = {"custom_fields": {key: FOLLOWING if follow else None}}
@@ -282,7 +275,7 @@ class PipedriveCRM:
 
     async def followed(self) -> list[Followed]:
         """Every person whose "syncd follow" is set, with its publicId (every page)."""
-        key = await self._follow_field(create=False)
+        key = await self._schema.follow_key(create=False)
         fields = await self._field_map(create=False)
         if not key or not fields.profile_url:
             return []
@@ -314,66 +307,7 @@ class PipedriveCRM:
     # -- person fields -------------------------------------------------------------------
 
     async def _field_map(self, *, create: bool) -> FieldMap:
-        """The hashed keys of syncd's custom fields, found by name (created if ``create``
-        and missing), and which contact-sync fields the company has."""
-        if self._fields is not None:
-            return self._fields
-        definitions = await self._definitions()
-        custom = {
-            f["field_name"].casefold(): f["field_code"] for f in definitions if f["is_custom_field"]
-        }
-        codes = {f["field_code"] for f in definitions}
-        keys: list[str] = []
-        for name in (self._member_field, self._profile_field, SYNCED_AT_FIELD):
-            key = custom.get(name.casefold(), "")
-            if not key and create:
-                body = {"field_name": name, "field_type": "varchar"}
-                made = field_from(await self._data("POST", PERSON_FIELDS, body=body))
-                if made is None:
-                    raise FatalConnectorError(
-                        self._connector, f"{self._connector} sent a malformed field"
-                    )
-                key = made["field_code"]
-            keys.append(key)
-        found = FieldMap(
-            keys[0], keys[1], JOB_TITLE in codes, POSTAL_ADDRESS in codes, synced_at=keys[2]
-        )
-        if found.member_id and found.profile_url and found.synced_at:
-            self._fields = found
-        return found
-
-    async def _definitions(self) -> list[FieldDefinition]:
-        """Every person field definition, every page."""
-        definitions: list[FieldDefinition] = []
-        cursor: str | None = None
-        while True:
-            params = {"limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
-            response = await self._api.call("GET", PERSON_FIELDS, params=params)
-            data, more = self._envelope(response)
-            definitions += [f for f in map(field_from, data or []) if f is not None]
-            cursor = more.get("next_cursor") if isinstance(more.get("next_cursor"), str) else None
-            if not cursor:
-                return definitions
-
-    async def _follow_field(self, *, create: bool) -> str:
-        """The key of the "syncd follow" field ("" while it does not exist), made as a
-        text field if missing and ``create``."""
-        if self._follow_key:
-            return self._follow_key
-        for definition in await self._definitions():
-            name = definition["field_name"].casefold()
-            if definition["is_custom_field"] and name == FOLLOW_FIELD.casefold():
-                self._follow_key = definition["field_code"]
-                return self._follow_key
-        if create:
-            body = {"field_name": FOLLOW_FIELD, "field_type": "varchar"}
-            made = field_from(await self._data("POST", PERSON_FIELDS, body=body))
-            if made is None:
-                raise FatalConnectorError(
-                    self._connector, f"{self._connector} sent a malformed field"
-                )
-            self._follow_key = made["field_code"]
-        return self._follow_key
+        return await self._schema.field_map(create=create)
 
     # -- organizations -------------------------------------------------------------------
 
