@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors._http import json_object
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor
 from connectors.base import (
@@ -58,6 +57,7 @@ from connectors.base import (
 )
 from connectors.salesforce import errors, hosts, outcomes, ratelimit, soql, tasks
 from connectors.salesforce import follow as flag
+from connectors.salesforce import query as pages
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
     EXTERNAL_ID_FIELD,
@@ -329,24 +329,7 @@ class SalesforceCRM:
                 "connected app's user can see them",
                 status=response.status_code,
             )
-        records: list[dict[str, object]] = []
-        while True:
-            page = json_object(c, response)
-            found = page.get("records")
-            if not isinstance(found, list):
-                raise FatalConnectorError(c, f"{c} answered a query without records")
-            records += [{str(k): v for k, v in r.items()} for r in found if isinstance(r, dict)]
-            following = page.get("nextRecordsUrl")
-            if page.get("done") is not False or not isinstance(following, str):
-                return records
-            path = hosts.page_path(following)
-            if path is None:
-                raise FatalConnectorError(
-                    c,
-                    f"{c} answered a query page link that is not a path on its instance; "
-                    "syncd did not follow it",
-                )
-            response = await self._call("GET", path)
+        return await pages.every_page(c, response, self._call)
 
     # -- matching ------------------------------------------------------------------------
 

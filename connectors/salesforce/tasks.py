@@ -29,7 +29,7 @@ https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -39,6 +39,7 @@ from connectors._http import json_body
 from connectors.base import Activity, Logged, message_of
 from connectors.salesforce import errors, outcomes, soql
 from connectors.salesforce.mapping import BATCH_LIMIT, MESSAGE_ID_FIELD, parse_datetime, text
+from connectors.salesforce.query import Call
 from sync.errors import ActivitiesRefused, ConnectorError, FatalConnectorError, RecordRejected
 
 #: The Task status syncd writes: the standard closed value.
@@ -59,21 +60,6 @@ REFUSALS = frozenset(
     }
 )
 _ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
-
-
-class Call(Protocol):
-    """The client's one API call (see ``SalesforceCRM._call``)."""
-
-    async def __call__(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: object = None,
-        params: Mapping[str, str] | None = None,
-        ok: Container[int] = ...,
-        idempotent: bool | None = None,
-    ) -> httpx.Response: ...
 
 
 class Query(Protocol):
