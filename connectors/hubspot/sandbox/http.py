@@ -184,6 +184,12 @@ def string_list(value: object) -> list[str] | None:
     return [str(v) for v in value]
 
 
+def query_list(request: Request, name: str) -> list[str] | None:
+    """A comma-separated query parameter (``properties``) as a list; None when absent."""
+    raw = request.query_params.get(name)
+    return [p for p in raw.split(",") if p] if raw else None
+
+
 def number(value: object, default: int) -> int:
     """A whole number from a query parameter or body field (``limit``, ``after``), or a 400."""
     if value is None or value == "":
