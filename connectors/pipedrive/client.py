@@ -14,6 +14,8 @@ Every create and update also stamps the "syncd synced at" field with the time of
 Each message becomes one v1 note on the person (:mod:`connectors.pipedrive.notes`), dated
 with the message's time; which messages Pipedrive holds is read from syncd's note markers.
 The follow flag is the "syncd follow" person field (:mod:`connectors.pipedrive.follow`).
+The lookup steps are in :mod:`connectors.pipedrive.lookup`, organizations in
+:mod:`connectors.pipedrive.organizations`; this module holds the CRM verbs and the writes.
 
 ``erase`` finds the person the same way, deletes the notes syncd wrote on it (v1
 ``/api/v1/notes``: only those carrying syncd's marker) and then the person
@@ -34,48 +36,39 @@ import httpx
 from connectors._ratelimit import Limiter
 from connectors._session import Session, Vendor, in_header
 from connectors.base import (
-    MATCH_STEPS,
     Activity,
-    Candidate,
     ConnectorSettings,
     Contact,
     Erasure,
     Followed,
     Holding,
     Logged,
-    Match,
     MatchStep,
     Presence,
     TargetOutcome,
     fields_to_write,
-    match,
     match_keys,
-    name_key,
-    profile_key,
 )
 from connectors.pipedrive import errors, follow, ratelimit
 from connectors.pipedrive.fields import PERSON_FIELDS, PersonFields
+from connectors.pipedrive.lookup import PERSONS, People
 from connectors.pipedrive.mapping import (
     FOLLOWING,
     FieldMap,
-    Person,
     desired,
-    full_name,
     member_of,
     note_time,
     person_body,
     person_fields,
     person_from,
-    search_items,
     stamped,
     synced_at_of,
 )
 from connectors.pipedrive.notes import add_notes, delete_notes, message_keys, syncd_notes
+from connectors.pipedrive.organizations import Organizations
 from sync.errors import FatalConnectorError, RecordRejected, SyncdError
 from sync.retry import RetryPolicy
 
-PERSONS = "/api/v2/persons"
-ORGANIZATIONS = "/api/v2/organizations"
 #: What Pipedrive keeps after ``DELETE /api/v2/persons/{id}``: the person is marked deleted
 #: and purged after 30 days (``v2.yaml``, ``deletePerson``).
 RETENTION = "purged by Pipedrive after 30 days"
@@ -129,15 +122,10 @@ class PipedriveCRM:
             str(options.get("member_id_field") or "syncd member id"),
             str(options.get("profile_url_field") or "LinkedIn profile URL"),
         )
-        #: Organization name (folded) -> id; None for "searched, not there" (this call only).
-        self._org_ids: dict[str, int | None] = {}
-        self._org_names: dict[int, str] = {}
-        #: Member id -> person id of records this client wrote or matched: read back by id,
-        #: so a re-add never depends on the search index having caught up.
-        self._known: dict[str, int] = {}
+        self._orgs = Organizations(self._api)
+        self._people = People(self._api, settings, self._orgs)
         #: How many people of one batch are written at once (see upsert_contacts).
         self._parallel = anyio.CapacityLimiter(PARALLEL)
-        self._org_lock = anyio.Lock()
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -149,7 +137,7 @@ class PipedriveCRM:
         """Create or update each contact; one outcome per contact, in order."""
         if not contacts:
             return []
-        self._forget_missing_orgs()
+        self._orgs.forget_missing()
         fields = await self._field_map(create=True)
         outcomes: dict[int, TargetOutcome] = {}
         stopped: list[SyncdError] = []  # what stops the whole call (auth, budget, retries)
@@ -178,8 +166,8 @@ class PipedriveCRM:
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in Pipedrive, by :func:`match`; writes nothing."""
-        self._forget_missing_orgs()
-        verdict, _ = await self._lookup(contact, await self._field_map(create=False))
+        self._orgs.forget_missing()
+        verdict, _ = await self._people.lookup(contact, await self._field_map(create=False))
         if verdict.record is None:
             return Presence(found=False, step=verdict.step, candidates=verdict.ambiguous)
         rid = verdict.record.id
@@ -195,8 +183,8 @@ class PipedriveCRM:
         """Delete the person :func:`match` finds for ``contact`` and the notes syncd wrote on
         it; organizations stay. A lost answer to the delete raises WriteUncertain: it is not
         resent (a second delete answers 404), and running ``erase`` again finds ``absent``."""
-        self._forget_missing_orgs()
-        verdict, _ = await self._lookup(contact, await self._field_map(create=False))
+        self._orgs.forget_missing()
+        verdict, _ = await self._people.lookup(contact, await self._field_map(create=False))
         if verdict.ambiguous:
             return Erasure("ambiguous", step=verdict.step, candidates=verdict.ambiguous)
         if verdict.record is None:
@@ -207,7 +195,7 @@ class PipedriveCRM:
         response = await self._api.call(
             "DELETE", f"{PERSONS}/{person_id}", ok={200, 404}, idempotent=False
         )
-        self._known = {k: v for k, v in self._known.items() if v != person_id}
+        self._people.forget(person_id)
         if response.status_code == 404:  # deleted by someone else since it was found
             return Erasure("absent", activities=len(notes), step=verdict.step)
         self._envelope(response)
@@ -222,13 +210,13 @@ class PipedriveCRM:
     async def export(self, contact: Contact) -> Holding:
         """What Pipedrive holds about the person :func:`match` finds for ``contact``: its
         mapped fields, link, "syncd synced at" value and the dates of syncd's notes."""
-        self._forget_missing_orgs()
+        self._orgs.forget_missing()
         fields = await self._field_map(create=False)
-        verdict, records = await self._lookup(contact, fields)
+        verdict, records = await self._people.lookup(contact, fields)
         if verdict.record is None:
             return Holding(found=False, step=verdict.step, candidates=verdict.ambiguous)
         person = records[verdict.record.id]
-        held = person_fields(person, fields, await self._org_name(person["org_id"]))
+        held = person_fields(person, fields, await self._orgs.name(person["org_id"]))
         notes = await syncd_notes(self._api, person["id"])
         dates = sorted(t for t in map(note_time, notes) if t is not None)
         return Holding(
@@ -253,9 +241,9 @@ class PipedriveCRM:
     async def set_follow(self, contact: Contact, follow: bool) -> Presence:
         """Set (or clear) "syncd follow" on the person :func:`match` finds for
         ``contact``; nothing is sent when it already says so."""
-        self._forget_missing_orgs()
+        self._orgs.forget_missing()
         fields = await self._field_map(create=False)
-        verdict, records = await self._lookup(contact, fields)
+        verdict, records = await self._people.lookup(contact, fields)
         if verdict.record is None:
             return Presence(found=False, step=verdict.step, candidates=verdict.ambiguous)
         person = records[verdict.record.id]
@@ -309,157 +297,11 @@ class PipedriveCRM:
     async def _field_map(self, *, create: bool) -> FieldMap:
         return await self._schema.field_map(create=create)
 
-    # -- organizations -------------------------------------------------------------------
-
-    def _forget_missing_orgs(self) -> None:
-        self._org_ids = {k: v for k, v in self._org_ids.items() if v is not None}
-
-    async def _org_id(self, name: str, *, create: bool) -> int | None:
-        """The id of the organization named ``name`` (exactly, any case); made if missing
-        and ``create``. Remembered for the client's life; one lookup at a time, so two
-        people of one company never create it twice."""
-        async with self._org_lock:
-            return await self._org_id_unlocked(name, create=create)
-
-    async def _org_id_unlocked(self, name: str, *, create: bool) -> int | None:
-        key = _fold(name)
-        if key in self._org_ids and (self._org_ids[key] is not None or not create):
-            return self._org_ids[key]
-        params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
-        data = await self._data("GET", f"{ORGANIZATIONS}/search", params=params)
-        found = {
-            item["id"]: str(item["name"])
-            for item in search_items(data)
-            if _fold(str(item.get("name", ""))) == key
-        }
-        org_id = min(found) if found else None
-        if org_id is None and create:
-            made = await self._data("POST", ORGANIZATIONS, body={"name": name})
-            org_id = made.get("id") if isinstance(made, dict) else None
-            if not isinstance(org_id, int):
-                raise FatalConnectorError(
-                    self._connector, f"{self._connector} sent a malformed organization"
-                )
-            found[org_id] = name
-        self._org_ids[key] = org_id
-        if org_id is not None:
-            self._org_names[org_id] = found[org_id]
-        return org_id
-
-    async def _org_name(self, org_id: int | None) -> str | None:
-        if org_id is None:
-            return None
-        if org_id not in self._org_names:
-            response = await self._api.call("GET", f"{ORGANIZATIONS}/{org_id}", ok={200, 404})
-            data = self._envelope(response)[0] if response.status_code == 200 else None
-            name = data.get("name") if isinstance(data, dict) else None
-            if not isinstance(name, str):
-                return None
-            self._org_names[org_id] = name
-        return self._org_names[org_id]
-
-    # -- lookup ----------------------------------------------------------------------------
-
-    async def _lookup(self, contact: Contact, fields: FieldMap) -> tuple[Match, dict[str, Person]]:
-        """Fetch candidates step by step until a step decides; the verdict and the records."""
-        strict = self._settings.strict_match
-        records: dict[str, Person] = {}
-        candidates: dict[str, Candidate] = {}
-        verdict = Match()
-        for index, step in enumerate(MATCH_STEPS):
-            if step == "name" and strict:
-                break
-            for person_id in await self._step_ids(step, contact, fields):
-                if str(person_id) in records:
-                    continue
-                person = await self._person(person_id)
-                if person is not None:
-                    records[str(person_id)] = person
-                    candidates[str(person_id)] = await self._candidate(person, fields, contact)
-            verdict = match(contact, candidates.values(), strict=strict)
-            if verdict.step is not None and MATCH_STEPS.index(verdict.step) <= index:
-                break
-        return verdict, records
-
-    async def _step_ids(self, step: MatchStep, contact: Contact, fields: FieldMap) -> list[int]:
-        """The ids one matching step's search finds."""
-        wanted = contact.fields
-        if step == "identity":
-            if not fields.member_id or not contact.member_id:  # none: a forget by URL
-                return []
-            known = self._known.get(contact.member_id)
-            if known is not None:
-                person = await self._person(known)
-                if person is not None and member_of(person, fields) == contact.member_id:
-                    return [known]
-            return await self._search(contact.member_id, "custom_fields", exact=True)
-        if step == "profile_url":
-            key = profile_key(wanted.get("linkedin_url"))
-            public_id = key.split("/", 1)[1] if key else ""
-            if not fields.profile_url or len(public_id) < 2:
-                return []
-            return await self._search(public_id, "custom_fields", exact=False)
-        if step == "email":
-            email = (wanted.get("email") or "").strip()
-            return await self._search(email, "email", exact=True) if email else []
-        if name_key(wanted) is None:
-            return []
-        org_id = await self._org_id(wanted["company"], create=False)
-        if org_id is None:
-            return []
-        term = full_name(wanted.get("first_name"), wanted.get("last_name"))
-        return await self._search(term, "name", exact=True, org_id=org_id)
-
-    async def _search(
-        self, term: str, field: str, *, exact: bool, org_id: int | None = None
-    ) -> list[int]:
-        params = {"term": term, "fields": field, "limit": "100"}
-        if exact:
-            params["exact_match"] = "true"
-        if org_id is not None:
-            params["organization_id"] = str(org_id)
-        data = await self._data("GET", f"{PERSONS}/search", params=params)
-        return sorted({item["id"] for item in search_items(data)})
-
-    async def _person(self, person_id: int) -> Person | None:
-        """A person read by id; None if it is gone."""
-        response = await self._api.call("GET", f"{PERSONS}/{person_id}", ok={200, 404})
-        if response.status_code == 404:
-            return None
-        person = person_from(self._envelope(response)[0])
-        if person is None:
-            raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
-        return None if person["is_deleted"] else person
-
-    async def _existing(self, person: Person, fields: FieldMap, contact: Contact) -> dict[str, str]:
-        """The record as canonical fields; a ``name`` equal to the contact's full name
-        counts as the contact's first and last name, however Pipedrive split it."""
-        out = person_fields(person, fields, await self._org_name(person["org_id"]))
-        first, last = contact.fields.get("first_name", ""), contact.fields.get("last_name", "")
-        if _fold(person["name"]) == _fold(full_name(first, last)):
-            out |= {
-                k: v.strip() for k, v in (("first_name", first), ("last_name", last)) if v.strip()
-            }
-        return out
-
-    async def _candidate(self, person: Person, fields: FieldMap, contact: Contact) -> Candidate:
-        seen = await self._existing(person, fields, contact)
-        email = _fold(contact.fields.get("email"))
-        if email and any(_fold(p["value"]) == email for p in person["emails"]):
-            seen["email"] = email  # any of its emails, not only the primary one
-        owner = person["owner_id"]
-        return Candidate(
-            id=str(person["id"]),
-            member_id=member_of(person, fields),
-            fields=seen,
-            owner=str(owner) if owner is not None else None,
-        )
-
     # -- upsert --------------------------------------------------------------------------
 
     async def _upsert(self, contact: Contact, fields: FieldMap) -> TargetOutcome:
         wanted = desired(contact.fields, fields)
-        verdict, records = await self._lookup(contact, fields)
+        verdict, records = await self._people.lookup(contact, fields)
         if verdict.ambiguous:
             return TargetOutcome(
                 "ambiguous",
@@ -471,15 +313,15 @@ class PipedriveCRM:
             return await self._create(contact, wanted, fields)
         person = records[verdict.record.id]
         write = fields_to_write(
-            await self._existing(person, fields, contact), wanted, self._settings.overwrite
+            await self._people.existing(person, fields, contact), wanted, self._settings.overwrite
         )
         claim = None if member_of(person, fields) else contact.member_id
         body = person_body(write, fields, person, member_id=claim)
         if "company" in write:
-            org_id = await self._org_id(write["company"], create=True)
+            org_id = await self._orgs.id(write["company"], create=True)
             if org_id != person["org_id"]:  # the same organization, spelled otherwise
                 body["org_id"] = org_id
-        self._known[contact.member_id] = person["id"]
+        self._people.known[contact.member_id] = person["id"]
         if not body:
             return TargetOutcome("unchanged", id=str(person["id"]))
         body = stamped(body, fields, datetime.now(UTC))
@@ -499,11 +341,11 @@ class PipedriveCRM:
         body = person_body(wanted, fields, None, member_id=contact.member_id)
         body = stamped(body, fields, datetime.now(UTC))
         if "company" in wanted:
-            body["org_id"] = await self._org_id(wanted["company"], create=True)
+            body["org_id"] = await self._orgs.id(wanted["company"], create=True)
         made = person_from(await self._data("POST", PERSONS, body=body))
         if made is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
-        self._known[contact.member_id] = made["id"]
+        self._people.known[contact.member_id] = made["id"]
         return TargetOutcome("created", id=str(made["id"]))
 
     def _rejected(self, error: RecordRejected) -> TargetOutcome:
@@ -513,10 +355,6 @@ class PipedriveCRM:
             f"; request id {error.request_id}" if error.request_id else ""
         )
         return TargetOutcome("failed", detail=detail, reason="rejected")
-
-
-def _fold(value: str | None) -> str:
-    return " ".join((value or "").split()).casefold()
 
 
 def _waves(contacts: Sequence[Contact]) -> list[list[int]]:
