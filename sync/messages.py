@@ -121,6 +121,8 @@ class MessageRelay:
         self, name: str, record: str, conversation: list[Message], held: frozenset[str]
     ) -> Written:
         """One CRM's writes, run again from its listing when an answer was lost."""
+        if not conversation:
+            return Written()
         crm = await self._instances.crm(name)
         limit = crm_limit(crm)
         first = missing(conversation, held, limit)

@@ -502,6 +502,10 @@ class CRMContract:
         held = await crm.message_ids(record)
         return await crm.add_messages(record, missing(messages, held, self.body_limit))
 
+    def test_the_client_declares_its_body_limit(self) -> None:
+        """The relay splits messages by the client class's own ``body_limit``."""
+        assert self.crm_class().body_limit == self.body_limit
+
     async def test_messages_are_written_once(self, sandbox: Any, clock: FakeClock) -> None:
         """Each message becomes one activity with its direction, time and text; writing the
         same conversation again writes nothing, decided by what the CRM holds."""

@@ -53,6 +53,7 @@ from connectors.pipedrive import errors, follow, ratelimit
 from connectors.pipedrive.fields import PERSON_FIELDS, PersonFields
 from connectors.pipedrive.lookup import PERSONS, People
 from connectors.pipedrive.mapping import (
+    BODY_LIMIT,
     FOLLOWING,
     FieldMap,
     desired,
@@ -83,6 +84,8 @@ class PipedriveCRM:
     """Upserts contacts into one Pipedrive company (implements ``connectors.base.CRM``)."""
 
     name: ClassVar[str] = "pipedrive"
+    #: The longest activity body (note / Task description) one activity takes.
+    body_limit: ClassVar[int] = BODY_LIMIT
 
     def __init__(
         self,

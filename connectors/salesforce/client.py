@@ -61,6 +61,7 @@ from connectors.salesforce import follow as flag
 from connectors.salesforce import query as pages
 from connectors.salesforce.mapping import (
     BATCH_LIMIT,
+    BODY_LIMIT,
     EXTERNAL_ID_FIELD,
     OBJECTS,
     RETENTION,
@@ -91,6 +92,8 @@ class SalesforceCRM:
     """Upserts people into one Salesforce org (implements ``connectors.base.CRM``)."""
 
     name: ClassVar[str] = "salesforce"
+    #: The longest activity body (note / Task description) one activity takes.
+    body_limit: ClassVar[int] = BODY_LIMIT
 
     def __init__(
         self,
