@@ -75,9 +75,12 @@ async def _demo(count: int, root: Path) -> int:
             f"daemon on {stack.root / 'run' / 'syncd.sock'}; "
             "credentials in a throwaway in-memory keyring"
         )
-        for label in ("first add", "second add: a re-add never duplicates"):
-            output, code, seconds = await stack.cli("add-contact", *refs)
-            print(f"\n$ syncd add-contact <{len(refs)} profile URLs>    # {label}")
+        for label in (
+            "first add, with each conversation",
+            "second add: a re-add never duplicates a person or a message",
+        ):
+            output, code, seconds = await stack.cli("add-contact", "--with-messages", *refs)
+            print(f"\n$ syncd add-contact --with-messages <{len(refs)} profile URLs>    # {label}")
             print(output.rstrip())
             print(f"(exit {code}, {seconds:.2f} s)")
             failures += code != 0

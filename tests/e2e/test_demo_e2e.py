@@ -29,6 +29,9 @@ def test_demo_relays_everyone_once_and_leaves_no_residue() -> None:
     assert len(created) == first.count("/in/")
     assert ": created " not in second
     assert second.count(": unchanged ") == len(created)
+    assert re.search(r"created \d+ \(\+[1-9]\d* messages?\)", first)
+    readds = re.findall(r": unchanged \S+ \(\+(\d+) messages?\)", second)
+    assert readds == ["0"] * len(created)
     forget = done.stdout.partition("# erase them everywhere")[2]
     assert len(re.findall(r"^\w+: erased \S+", forget, flags=re.MULTILINE)) == 3
     readd = forget.partition("# forgotten: refused")[2]
