@@ -117,6 +117,9 @@ class LinkedInSandbox:
         self._windows: dict[str, SlidingWindow] = {}
         self._bot_defence = 0
         self._people: dict[str, SamplePerson] = {}
+        #: member id -> the publicId it is held under, so replacing a renamed person is one
+        #: lookup rather than a scan of everyone (seeding 50 000 people stays linear).
+        self._member_keys: dict[str, str] = {}
         self.reset_records()
         vendor = Starlette(
             routes=[
@@ -140,11 +143,16 @@ class LinkedInSandbox:
         for person in people:
             person = copy.deepcopy(person)
             profile = person["profile"]
-            for key, held in list(self._people.items()):
-                if held["profile"]["id"] == profile["id"]:
-                    del self._people[key]
+            member_id, public_id = profile["id"], profile["publicId"]
+            old_key = self._member_keys.pop(member_id, None)
+            if old_key is not None:
+                del self._people[old_key]
+            displaced = self._people.get(public_id)
+            if displaced is not None:  # another member had this vanity: they are replaced
+                self._member_keys.pop(displaced["profile"]["id"], None)
             person["messages"] = _newest_first(person.get("messages", []))
-            self._people[profile["publicId"]] = person
+            self._people[public_id] = person
+            self._member_keys[member_id] = public_id
 
     def set_rate_limit(self, limit: int, interval: float) -> None:
         """Allow ``limit`` requests per ``interval`` seconds per token from now on."""
@@ -158,6 +166,7 @@ class LinkedInSandbox:
     def reset_records(self) -> None:
         """Restore the initial people, and forget throttling and bot defence."""
         self._people.clear()
+        self._member_keys.clear()
         self.add_people(self._initial)
         self._windows.clear()
         self._bot_defence = 0
