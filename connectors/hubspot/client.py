@@ -168,15 +168,26 @@ class HubSpotCRM:
         )
 
     async def _ensure_properties(self) -> None:
-        """Create syncd's custom contact properties unless they exist (once per client)."""
+        """Create syncd's custom contact properties unless they exist: one batch read of
+        their definitions, once per client (https://developers.hubspot.com/docs/api-reference/
+        latest/crm/properties/batch/read-properties)."""
         if self._properties_ready:
             return
+        body = {"inputs": [{"name": d["name"]} for d in CUSTOM_PROPERTIES]}
+        path = f"{PROPERTIES}/batch/read"
+        read = await self._call("POST", path, body=body, ok={200, 207}, idempotent=True)
+        results = json_object(self._connector, read).get("results")
+        existing = {
+            str(r.get("name")): r
+            for r in (results if isinstance(results, list) else [])
+            if isinstance(r, dict)
+        }
         for definition in CUSTOM_PROPERTIES:
             name = definition["name"]
-            found = await self._call("GET", f"{PROPERTIES}/{name}", ok={200, 404})
-            if found.status_code == 404:
+            found = existing.get(name)
+            if found is None:
                 await self._call("POST", PROPERTIES, body=definition, ok={200, 201, 409})
-            elif definition.get("hasUniqueValue") and not _is_unique(self._connector, found):
+            elif definition.get("hasUniqueValue") and found.get("hasUniqueValue") is not True:
                 raise FatalConnectorError(
                     self._connector,
                     f"the {self._connector} contact property {name} exists but does not require "
@@ -495,7 +506,3 @@ class HubSpotCRM:
         )
         return TargetOutcome("failed", detail=detail, reason="rejected")
 
-
-def _is_unique(connector: str, response: httpx.Response) -> bool:
-    """Whether a property definition requires unique values."""
-    return json_object(connector, response).get("hasUniqueValue") is True

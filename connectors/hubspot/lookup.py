@@ -70,12 +70,34 @@ class Lookup:
         emails = [e for c in rest if (e := canonical(c.fields).get("email"))]
         if emails:
             found |= await self.read("email", emails)
-        groups = _groups(rest, strict=strict, identity=identity)
-        # A group has at most 3 filters, so 5 groups stay under the 18-filter limit.
-        for start in range(0, len(groups), MAX_GROUPS):
-            for hit in await self.search(groups[start : start + MAX_GROUPS]):
-                found[hit["id"]] = hit
+        for hit in await self._fallbacks(rest, strict=strict, identity=identity):
+            found[hit["id"]] = hit
         return list(found.values())
+
+    async def _fallbacks(
+        self, contacts: Sequence[Contact], *, strict: bool, identity: bool
+    ) -> list[SimplePublicObject]:
+        """The records the profile-URL and name steps could pick for ``contacts``.
+
+        A record carrying another member's id never counts for those steps (see
+        :func:`connectors.base.match`), and one carrying the person's own id was read by
+        identity already, so for people with a member id only records *without* one are
+        wanted: every hand-entered profile URL and the name group fit in one search of a few
+        filter groups. When that search has more than one page (a portal where people typed
+        many URLs), the targeted groups (one per URL, five to a search) are cheaper.
+        """
+        broad = _groups(contacts, strict=strict, identity=identity, broad=True)
+        if not broad:
+            return []
+        if len(broad) <= MAX_GROUPS:
+            hits, complete = await self.search_first(broad)
+            if complete:
+                return hits
+        out: list[SimplePublicObject] = []
+        groups = _groups(contacts, strict=strict, identity=identity, broad=False)
+        for start in range(0, len(groups), MAX_GROUPS):
+            out += await self.search(groups[start : start + MAX_GROUPS])
+        return out
 
     async def read(self, id_property: str, keys: Sequence[str]) -> dict[str, SimplePublicObject]:
         """The contacts whose unique ``id_property`` is one of ``keys``, by record id."""
@@ -95,46 +117,75 @@ class Lookup:
     async def search(self, groups: list[dict[str, Any]]) -> list[SimplePublicObject]:
         """Every contact matching any of ``groups`` (all pages)."""
         out: list[SimplePublicObject] = []
-        after = "0"
-        while True:
-            body = {
-                "filterGroups": groups,
-                "properties": list(READ_PROPERTIES),
-                "limit": PAGE,
-                "after": after,
-            }
-            response = await self._call("POST", f"{CONTACTS}/search", body=body, idempotent=True)
-            answer = json_object(self._connector, response)
-            out += records(self._connector, response)
-            paging = answer.get("paging")
-            nxt = paging.get("next") if isinstance(paging, dict) else None
-            if not isinstance(nxt, dict) or not nxt.get("after"):
-                return out
-            after = str(nxt["after"])
+        after: str | None = "0"
+        while after is not None:
+            page, after = await self._page(groups, after)
+            out += page
+        return out
+
+    async def search_first(
+        self, groups: list[dict[str, Any]]
+    ) -> tuple[list[SimplePublicObject], bool]:
+        """The first page of contacts matching any of ``groups``, and whether it is all."""
+        page, after = await self._page(groups, "0")
+        return page, after is None
+
+    async def _page(
+        self, groups: list[dict[str, Any]], after: str
+    ) -> tuple[list[SimplePublicObject], str | None]:
+        body = {
+            "filterGroups": groups,
+            "properties": list(READ_PROPERTIES),
+            "limit": PAGE,
+            "after": after,
+        }
+        response = await self._call("POST", f"{CONTACTS}/search", body=body, idempotent=True)
+        answer = json_object(self._connector, response)
+        paging = answer.get("paging")
+        nxt = paging.get("next") if isinstance(paging, dict) else None
+        more = str(nxt["after"]) if isinstance(nxt, dict) and nxt.get("after") else None
+        return records(self._connector, response), more
 
 
-def _groups(contacts: Sequence[Contact], *, strict: bool, identity: bool) -> list[dict[str, Any]]:
-    """The search filter groups that find ``contacts`` by profile URL (one group each: the
-    URL property is free text, matched as ``*in/<publicid>*``) and by name (one group per
-    100 last names, ``lastname IN``; :func:`connectors.base.match` then keeps only the same
-    first name at the same company)."""
+def _groups(
+    contacts: Sequence[Contact], *, strict: bool, identity: bool, broad: bool = False
+) -> list[dict[str, Any]]:
+    """The search filter groups that find ``contacts`` by profile URL (the URL property is
+    free text, matched as ``*in/<publicid>*``, one group each; ``broad``: one group for every
+    record with a URL and no member id) and by name (one group per 100 last names,
+    ``lastname IN``; :func:`connectors.base.match` then keeps only the same first name at
+    the same company). While every contact has a member id, only records without one are
+    asked for (``broad`` or not): they are the only ones those steps may pick."""
     groups: list[dict[str, Any]] = []
     last_names: list[str] = []
+    # Only syncd writes the identity property, so "no member id" narrows every group.
+    anonymous = identity and all(c.member_id for c in contacts)
+    unclaimed = [_filter(IDENTITY_PROPERTY, "NOT_HAS_PROPERTY")] if anonymous else []
+    any_url = False
     for contact in contacts:
         fields = canonical(contact.fields)
         key = profile_key(fields.get("linkedin_url"))
         if key and identity:  # the URL property is syncd's own: it exists when identity does
-            groups.append(_group((LINKEDIN_PROPERTY, "CONTAINS_TOKEN", f"*{key}*")))
+            if broad and contact.member_id:
+                any_url = True
+            else:
+                groups.append(_group((LINKEDIN_PROPERTY, "CONTAINS_TOKEN", f"*{key}*")))
         names = (fields.get("first_name"), fields.get("last_name"), fields.get("company"))
         if not strict and all(names):
             last_names.append(str(names[1]).lower())
+    if any_url:
+        has_url = _filter(LINKEDIN_PROPERTY, "HAS_PROPERTY")
+        groups.append({"filters": [has_url, _filter(IDENTITY_PROPERTY, "NOT_HAS_PROPERTY")]})
     unique = list(dict.fromkeys(last_names))
     for start in range(0, len(unique), 100):
         values = unique[start : start + 100]
-        groups.append(
-            {"filters": [{"propertyName": "lastname", "operator": "IN", "values": values}]}
-        )
+        by_name = {"propertyName": "lastname", "operator": "IN", "values": values}
+        groups.append({"filters": [by_name, *unclaimed]})
     return groups
+
+
+def _filter(name: str, operator: str) -> dict[str, Any]:
+    return {"propertyName": name, "operator": operator}
 
 
 def _group(*filters: tuple[str, str, str]) -> dict[str, Any]:

@@ -245,6 +245,9 @@ class HubSpotSandbox:
             self._route("/oauth/v1/token", self._token, "POST", auth=False),
             self._route("/crm/v3/properties/contacts", contacts.list_properties, "GET"),
             self._route("/crm/v3/properties/contacts", contacts.create_property, "POST"),
+            self._route(
+                "/crm/v3/properties/contacts/batch/read", contacts.batch_read_properties, "POST"
+            ),
             self._route("/crm/v3/properties/contacts/{name}", contacts.get_property, "GET"),
             self._route(c + "/batch/read", contacts.batch_read, "POST"),
             self._route(c + "/batch/create", contacts.batch_create, "POST"),

@@ -40,6 +40,27 @@ class ContactsApi:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", "No contact property has that name.")
         return 200, definition
 
+    async def batch_read_properties(self, request: Request) -> tuple[int, object]:
+        # Found definitions in "results", unknown names as one OBJECT_NOT_FOUND error (207).
+        names = [
+            h.text(item.get("name"), "name")
+            for item in h.batch_inputs(await h.json_object(request))
+        ]
+        found = [self.store.properties[n] for n in names if n in self.store.properties]
+        missing = [n for n in names if n not in self.store.properties]
+        answer: dict[str, object] = {"status": "COMPLETE", "results": found}
+        if not missing:
+            return 200, answer
+        answer["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "No contact property has that name.",
+                "context": {"names": missing},
+            }
+        ]
+        return 207, answer
+
     async def create_property(self, request: Request) -> tuple[int, object]:
         return 201, self.store.add_property(property_create(await h.json_object(request)))
 
