@@ -26,14 +26,15 @@ Docs: https://developers.pipedrive.com/docs/api/v2 (and ``specs/pipedrive/v2.yam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
-from connectors._ratelimit import Limiter
+from connectors._ratelimit import Layered, Limiter
 from connectors._session import Session, Vendor, in_header
 from connectors.base import (
     Activity,
@@ -56,6 +57,7 @@ from connectors.pipedrive.mapping import (
     BODY_LIMIT,
     FOLLOWING,
     FieldMap,
+    Person,
     desired,
     member_of,
     note_time,
@@ -78,6 +80,12 @@ DEFAULT_OAUTH_URL = "https://oauth.pipedrive.com"
 _DEFAULT_RETRY = RetryPolicy()
 #: People of one batch written at once; the rate limiter keeps the pace legal.
 PARALLEL = 8
+#: From this many people in one call, candidates come from a listing of the company (see
+#: directory.py) rather than a search per matching step per person.
+BULK_MIN = 10
+#: Listing pages (10 tokens each) one call may spend per person while the directory is being
+#: built: no more than the searches they replace would cost.
+PAGES_PER_PERSON = 2
 
 
 class PipedriveCRM:
@@ -95,6 +103,7 @@ class PipedriveCRM:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         limiter: Limiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._connector = settings.instance
@@ -111,6 +120,8 @@ class PipedriveCRM:
             client_auth="basic",
             plain=in_header("x-api-token"),
         )
+        general = ratelimit.limiter(retry.sleep, clock) if limiter is None else limiter
+        search = Layered([general, ratelimit.search_limiter(retry.sleep, clock)])
         self._api = Session(
             self._connector,
             credential,
@@ -118,15 +129,15 @@ class PipedriveCRM:
             base_url=self._base_url,
             transport=transport,
             retry=retry,
-            limiter=ratelimit.limiter(retry.sleep) if limiter is None else limiter,
+            limiter=general,
         )
         self._schema = PersonFields(
             self._api,
             str(options.get("member_id_field") or "syncd member id"),
             str(options.get("profile_url_field") or "LinkedIn profile URL"),
         )
-        self._orgs = Organizations(self._api)
-        self._people = People(self._api, settings, self._orgs)
+        self._orgs = Organizations(self._api, search=search)
+        self._people = People(self._api, settings, self._orgs, search=search)
         #: How many people of one batch are written at once (see upsert_contacts).
         self._parallel = anyio.CapacityLimiter(PARALLEL)
 
@@ -145,10 +156,17 @@ class PipedriveCRM:
         outcomes: dict[int, TargetOutcome] = {}
         stopped: list[SyncdError] = []  # what stops the whole call (auth, budget, retries)
 
+        directory = self._people.directory
+        listed = (len(contacts) >= BULK_MIN or directory.started) and await directory.ready(
+            fields, pages=PAGES_PER_PERSON * len(contacts)
+        )
+        records: dict[int, Person] = {}
+
         async def one(index: int, scope: anyio.CancelScope) -> None:
             async with self._parallel:
                 try:
-                    outcomes[index] = await self._upsert(contacts[index], fields)
+                    found = records if listed else None
+                    outcomes[index] = await self._upsert(contacts[index], fields, found)
                 except RecordRejected as error:
                     outcomes[index] = self._rejected(error)
                 except SyncdError as error:
@@ -160,6 +178,10 @@ class PipedriveCRM:
         # id, profile URL, email, name): those go one after the other, in order, so two of
         # them never both create, or both claim, the same record.
         for wave in _waves(contacts):
+            if listed:  # every candidate of the wave in as few reads as Pipedrive allows
+                strict = self._settings.strict_match
+                ids = set().union(*(directory.candidates(contacts[i], strict=strict) for i in wave))
+                records = await directory.read(ids)
             async with anyio.create_task_group() as tg:
                 for index in wave:
                     tg.start_soon(one, index, tg.cancel_scope)
@@ -302,9 +324,16 @@ class PipedriveCRM:
 
     # -- upsert --------------------------------------------------------------------------
 
-    async def _upsert(self, contact: Contact, fields: FieldMap) -> TargetOutcome:
+    async def _upsert(
+        self, contact: Contact, fields: FieldMap, found: dict[int, Person] | None
+    ) -> TargetOutcome:
+        """Create or update one person; ``found`` holds the candidates read from the
+        directory's ids (None: search step by step)."""
         wanted = desired(contact.fields, fields)
-        verdict, records = await self._people.lookup(contact, fields)
+        if found is None:
+            verdict, records = await self._people.lookup(contact, fields)
+        else:
+            verdict, records = await self._people.judge(contact, fields, found)
         if verdict.ambiguous:
             return TargetOutcome(
                 "ambiguous",
@@ -328,7 +357,9 @@ class PipedriveCRM:
         if not body:
             return TargetOutcome("unchanged", id=str(person["id"]))
         body = stamped(body, fields, datetime.now(UTC))
-        await self._api.call("PATCH", f"{PERSONS}/{person['id']}", body=body)
+        patched = person_from(await self._data("PATCH", f"{PERSONS}/{person['id']}", body=body))
+        if patched is not None:
+            self._people.directory.add(patched, fields)
         return TargetOutcome("updated", id=str(person["id"]))
 
     async def _create(
@@ -349,6 +380,7 @@ class PipedriveCRM:
         if made is None:
             raise FatalConnectorError(self._connector, f"{self._connector} sent a malformed person")
         self._people.known[contact.member_id] = made["id"]
+        self._people.directory.add(made, fields)
         return TargetOutcome("created", id=str(made["id"]))
 
     def _rejected(self, error: RecordRejected) -> TargetOutcome:

@@ -8,6 +8,9 @@ custom fields, so each hit is read by id before :func:`connectors.base.match` ju
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from connectors._ratelimit import Limiter
 from connectors._session import Session
 from connectors.base import (
     MATCH_STEPS,
@@ -20,6 +23,7 @@ from connectors.base import (
     name_key,
     profile_key,
 )
+from connectors.pipedrive.directory import Directory
 from connectors.pipedrive.errors import envelope
 from connectors.pipedrive.mapping import (
     FieldMap,
@@ -39,17 +43,40 @@ PERSONS = "/api/v2/persons"
 class People:
     """The persons of one Pipedrive company, as :func:`connectors.base.match` sees them."""
 
-    def __init__(self, api: Session, settings: ConnectorSettings, orgs: Organizations) -> None:
+    def __init__(
+        self,
+        api: Session,
+        settings: ConnectorSettings,
+        orgs: Organizations,
+        *,
+        search: Limiter | None = None,
+    ) -> None:
         self._api = api
+        #: The limiter of search calls: the token's window and the search API's own.
+        self._search_limiter = search
         self._settings = settings
         self._orgs = orgs
         #: Member id -> person id of records this client wrote or matched: read back by id,
         #: so a re-add never depends on the search index having caught up.
         self.known: dict[str, int] = {}
+        #: Candidates by matching key from listings, for bulk upserts (see directory.py).
+        self.directory = Directory(api)
 
     def forget(self, person_id: int) -> None:
         """Stop reading ``person_id`` back by member id (it was deleted)."""
         self.known = {k: v for k, v in self.known.items() if v != person_id}
+        self.directory.drop(person_id)
+
+    async def judge(
+        self, contact: Contact, fields: FieldMap, records: Mapping[int, Person]
+    ) -> tuple[Match, dict[str, Person]]:
+        """The verdict on ``contact`` among the persons the directory names for it, read
+        beforehand (``records``): every step's candidates at once, judged by :func:`match`."""
+        strict = self._settings.strict_match
+        ids = self.directory.candidates(contact, strict=strict) & set(records)
+        found = {str(i): records[i] for i in sorted(ids)}
+        candidates = [await self._candidate(p, fields, contact) for p in found.values()]
+        return match(contact, candidates, strict=strict), found
 
     async def lookup(self, contact: Contact, fields: FieldMap) -> tuple[Match, dict[str, Person]]:
         """Fetch candidates step by step until a step decides; the verdict and the records."""
@@ -131,7 +158,9 @@ class People:
             params["exact_match"] = "true"
         if org_id is not None:
             params["organization_id"] = str(org_id)
-        response = await self._api.call("GET", f"{PERSONS}/search", body=None, params=params)
+        response = await self._api.call(
+            "GET", f"{PERSONS}/search", params=params, limiter=self._search_limiter
+        )
         data = envelope(self._api.connector, response)[0]
         return sorted({item["id"] for item in search_items(data)})
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import anyio
 
+from connectors._ratelimit import Limiter
 from connectors._session import Session
 from connectors.pipedrive.errors import envelope
 from connectors.pipedrive.mapping import search_items
@@ -24,8 +25,9 @@ def fold(value: str | None) -> str:
 class Organizations:
     """Organization ids by name and names by id, for one Pipedrive company."""
 
-    def __init__(self, api: Session) -> None:
+    def __init__(self, api: Session, *, search: Limiter | None = None) -> None:
         self._api = api
+        self._search_limiter = search
         #: Organization name (folded) -> id; None for "searched, not there" (this call only).
         self._ids: dict[str, int | None] = {}
         self._names: dict[int, str] = {}
@@ -47,7 +49,10 @@ class Organizations:
         if key in self._ids and (self._ids[key] is not None or not create):
             return self._ids[key]
         params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
-        data = await self._data("GET", f"{ORGANIZATIONS}/search", params=params)
+        response = await self._api.call(
+            "GET", f"{ORGANIZATIONS}/search", params=params, limiter=self._search_limiter
+        )
+        data = envelope(self._api.connector, response)[0]
         found = {
             item["id"]: str(item["name"])
             for item in search_items(data)

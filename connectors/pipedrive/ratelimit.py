@@ -11,6 +11,7 @@ https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -20,6 +21,8 @@ from connectors._ratelimit import RateInfo, RateLimiter
 #: The lowest documented burst limit (Essential, api_token); the first answer corrects it.
 BURST_LIMIT = 20
 BURST_INTERVAL = 2.0
+#: Requests to a ``…/search`` endpoint per 2 s, on every plan and either kind of token.
+SEARCH_LIMIT = 10
 
 
 def parse(response: httpx.Response) -> RateInfo | None:
@@ -36,9 +39,19 @@ def parse(response: httpx.Response) -> RateInfo | None:
     )
 
 
-def limiter(sleep: Callable[[float], Awaitable[None]]) -> RateLimiter:
+def limiter(
+    sleep: Callable[[float], Awaitable[None]], clock: Callable[[], float] = time.monotonic
+) -> RateLimiter:
     """The token's burst window."""
-    return RateLimiter(BURST_LIMIT, BURST_INTERVAL, parse=parse, sleep=sleep)
+    return RateLimiter(BURST_LIMIT, BURST_INTERVAL, parse=parse, sleep=sleep, clock=clock)
+
+
+def search_limiter(
+    sleep: Callable[[float], Awaitable[None]], clock: Callable[[], float] = time.monotonic
+) -> RateLimiter:
+    """The search API's own window (10 per 2 s on every plan). Its answers carry the
+    token's window in ``x-ratelimit-*``, so this one keeps the documented figure."""
+    return RateLimiter(SEARCH_LIMIT, BURST_INTERVAL, sleep=sleep, clock=clock)
 
 
 def _number(response: httpx.Response, header: str) -> float | None:

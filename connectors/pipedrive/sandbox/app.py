@@ -33,7 +33,7 @@ import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import parse_qsl
 
@@ -359,6 +359,15 @@ class PipedriveSandbox:
         if query.get("ids"):
             ids = _id_list(query["ids"], "ids", most=100)
             persons = [p for p in persons if p["id"] in ids]
+        since, until = query.get("updated_since"), query.get("updated_until")
+        if since or until:
+            persons = [
+                p
+                for p in persons
+                if (not since or p["update_time"] >= _rfc3339(since, "updated_since"))
+                and (not until or p["update_time"] < _rfc3339(until, "updated_until"))
+            ]
+        persons = _sorted(persons, query.get("sort_by", "id"), query.get("sort_direction", "asc"))
         if query.get("custom_fields"):
             keys = set(query["custom_fields"].split(","))
             if len(keys) > 15:
@@ -505,6 +514,25 @@ def _id_list(raw: str, name: str, *, most: int) -> set[int]:
     if len(parts) > most or not all(p.strip().isdigit() for p in parts):
         raise bad_request(f"{name} must be a comma-separated list of at most {most} integers")
     return {int(p) for p in parts}
+
+
+def _rfc3339(raw: str, name: str) -> str:
+    """An RFC 3339 time of a query, as the store writes times (``...Z``), or a 400."""
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"{name} must be an RFC 3339 time, e.g. 2025-01-01T10:20:00Z") from None
+    if at.tzinfo is None:
+        raise bad_request(f"{name} must carry a time zone")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sorted(persons: list[Person], sort_by: str, direction: str) -> list[Person]:
+    """``sort_by`` (``id``, ``update_time``, ``add_time``) then id, as ``getPersons`` sorts."""
+    if sort_by not in ("id", "update_time", "add_time") or direction not in ("asc", "desc"):
+        raise bad_request("sort_by or sort_direction is not one of the allowed values")
+    key = (lambda p: (p[sort_by], p["id"])) if sort_by != "id" else (lambda p: (p["id"], 0))
+    return sorted(persons, key=key, reverse=direction == "desc")
 
 
 def _only_custom(person: Person, keys: set[str]) -> Person:
