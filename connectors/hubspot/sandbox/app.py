@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import ClassVar
 from urllib.parse import parse_qsl
@@ -74,6 +75,8 @@ class HubSpotSandbox:
         oauth_clients: Mapping[str, tuple[str, str]] | None = None,
         rate_limit: int = 100,
         rate_interval: float = 10.0,
+        app_wide: bool = False,
+        search_limit: int | None = None,
     ) -> None:
         self.core = SandboxCore("hubspot", error_body=h.fault_body, tokens=tokens)
         self.store = ContactStore()
@@ -90,6 +93,14 @@ class HubSpotSandbox:
         self.oauth_clients = dict(oauth_clients or {})
         self.rate_limit = rate_limit
         self.rate_interval = rate_interval
+        #: One window for every token (they are all one app's: HubSpot counts an app's
+        #: requests across the accounts' tokens), instead of one per token.
+        self.app_wide = app_wide
+        #: The search endpoints' own limit per second (None: off), counted like the window.
+        self.search_limit = search_limit
+        #: Requests answered per token, and how many of them were 429s (any policy).
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
         #: The rate limiter's clock; tests swap in one they move by hand.
         self.clock: Callable[[], float] = time.monotonic
         self._windows: dict[str, SlidingWindow] = {}
@@ -192,6 +203,8 @@ class HubSpotSandbox:
         self.communications.clear()
         self._windows.clear()
         self._daily.clear()
+        self.calls.clear()
+        self.throttled.clear()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -208,16 +221,10 @@ class HubSpotSandbox:
                     body = h.error_body(401, category, f"The access token {what}.", cid)
                     return JSONResponse(body, 401, headers)
                 assert token is not None
-                window = self._windows.get(token) or SlidingWindow(
-                    self.rate_limit, self.rate_interval, lambda: self.clock()
-                )
-                self._windows[token] = window
-                throttle = window.hit()
-                self._daily[token] = self._daily.get(token, 0) + int(throttle.allowed)
-                headers |= h.rate_headers(throttle, self.rate_interval, self._daily[token])
-                if not throttle.allowed or self._daily[token] > h.DAILY_LIMIT:
-                    policy = "TEN_SECONDLY_ROLLING" if not throttle.allowed else "DAILY"
-                    return JSONResponse(h.rate_limit_body(policy, cid), 429, headers)
+                limited = self._throttle(token, request.url.path, cid)
+                if isinstance(limited, Response):
+                    return limited
+                headers |= limited
             try:
                 status, answer = await handler(request)
             except HubSpotError as error:
@@ -227,6 +234,37 @@ class HubSpotSandbox:
             return JSONResponse(answer, status, headers)
 
         return Route(path, endpoint, methods=[method])
+
+    def _throttle(self, token: str, path: str, cid: str) -> Response | dict[str, str]:
+        """Count one request of ``token``: its rate-limit headers, or the 429 to answer.
+
+        The search endpoints have their own limit per second besides the ten-second window
+        (one per token, or the app's when ``app_wide``) and the daily count."""
+        key = "*" if self.app_wide else token
+        self.calls[token] += 1
+        if path.endswith("/search") and self.search_limit is not None:
+            searches = self._windows.get(key + " search") or SlidingWindow(
+                self.search_limit, 1.0, lambda: self.clock()
+            )
+            self._windows[key + " search"] = searches
+            if not searches.hit().allowed:
+                self.throttled[token] += 1
+                return JSONResponse(
+                    h.rate_limit_body("SECONDLY", cid), 429, {h.CORRELATION_HEADER: cid}
+                )
+        window = self._windows.get(key) or SlidingWindow(
+            self.rate_limit, self.rate_interval, lambda: self.clock()
+        )
+        self._windows[key] = window
+        throttle = window.hit()
+        self._daily[key] = self._daily.get(key, 0) + int(throttle.allowed)
+        headers = h.rate_headers(throttle, self.rate_interval, self._daily[key])
+        if not throttle.allowed or self._daily[key] > h.DAILY_LIMIT:
+            self.throttled[token] += 1
+            policy = "TEN_SECONDLY_ROLLING" if not throttle.allowed else "DAILY"
+            headers[h.CORRELATION_HEADER] = cid
+            return JSONResponse(h.rate_limit_body(policy, cid), 429, headers)
+        return headers
 
     def _routes(self) -> list[Route]:
         c = _CONTACTS

@@ -92,7 +92,9 @@ def from_exception(error: HubSpotError, correlation_id: str) -> StandardError:
 
 def rate_limit_body(policy: str, correlation_id: str) -> RateLimitError:
     """A 429 body (https://developers.hubspot.com/docs/api/usage-details)."""
-    what = "ten-second rolling" if policy == "TEN_SECONDLY_ROLLING" else "daily"
+    what = {"TEN_SECONDLY_ROLLING": "ten-second rolling", "SECONDLY": "per-second search"}.get(
+        policy, "daily"
+    )
     return {
         "status": "error",
         "message": f"The {what} request limit has been reached.",
