@@ -312,11 +312,38 @@ class SalesforceCRM:
         ``missing_field_means_none``, an org without one of them (400 INVALID_FIELD) holds
         no such record; ``all_rows`` asks ``queryAll`` (archived and deleted rows too).
         """
-        c = self._connector
         resource = "queryAll" if all_rows else "query"
         response = await self._call(
             "GET", f"{self._data}/{resource}", params={"q": query}, ok={*_OK, 400, 404}
         )
+        return await self._rows(response, fields, missing_field_means_none, refused)
+
+    async def _fetch(self, queries: Sequence[str]) -> list[list[dict[str, object]]]:
+        """The records of each query, in order: one GET for one query short enough for a
+        URL, else Composite requests of up to five queries each (one API call apiece)."""
+        if len(queries) == 1 and soql.fits_url(queries[0]):
+            return [await self._query(queries[0])]
+        out: list[list[dict[str, object]]] = []
+        for start in range(0, len(queries), pages.COMPOSITE_QUERIES):
+            group = queries[start : start + pages.COMPOSITE_QUERIES]
+            body = pages.composite_body(self._data, group)
+            # Queries only: sending them again changes nothing.
+            response = await self._call(
+                "POST", f"{self._data}/composite", body=body, idempotent=True
+            )
+            for answer in pages.composite_answers(self._connector, response, len(group)):
+                out.append(await self._rows(answer))
+        return out
+
+    async def _rows(
+        self,
+        response: httpx.Response,
+        fields: str = "",
+        missing_field_means_none: bool = False,
+        refused: type[ConnectorError] = FatalConnectorError,
+    ) -> list[dict[str, object]]:
+        """Every record of a query's answer, or its refusal raised (see :meth:`_query`)."""
+        c = self._connector
         if response.status_code in (400, 404):
             if missing_field_means_none and errors.first_code(response) == "INVALID_FIELD":
                 return []
@@ -331,16 +358,23 @@ class SalesforceCRM:
                 "connected app's user can see them",
                 status=response.status_code,
             )
+        if response.status_code not in _OK:
+            raise errors.classify(c, response)
         return await pages.every_page(c, response, self._call)
 
     # -- matching ------------------------------------------------------------------------
 
-    async def _found(self, contacts: Sequence[Contact]) -> dict[str, Found]:
-        """Every record that might be one of ``contacts``, with its row, by Id."""
+    async def _found(
+        self, contacts: Sequence[Contact], *, also: Sequence[str] = ()
+    ) -> tuple[dict[str, Found], list[list[dict[str, object]]]]:
+        """Every record that might be one of ``contacts``, with its row, by Id; and the
+        records of the queries ``also``, sent along in the same request where they fit."""
         found: dict[str, Found] = {}
         obj = self._object
-        for query in soql.candidate_queries(obj, contacts, self._ext, strict=self._strict):
-            for record in await self._query(query):
+        queries = list(soql.candidate_queries(obj, contacts, self._ext, strict=self._strict))
+        answers = await self._fetch([*queries, *also])
+        for records in answers[: len(queries)]:
+            for record in records:
                 rid = text(record, "Id")
                 if rid:
                     candidate = Candidate(
@@ -350,15 +384,11 @@ class SalesforceCRM:
                         owner=text(record, "OwnerId"),
                     )
                     found[rid] = (candidate, record)
-        return found
-
-    async def _candidates(self, contacts: Sequence[Contact]) -> list[Candidate]:
-        """Every record that might be one of ``contacts``."""
-        return [candidate for candidate, _ in (await self._found(contacts)).values()]
+        return found, answers[len(queries) :]
 
     async def _person(self, contact: Contact) -> tuple[Match, dict[str, object] | None]:
         """The verdict of :func:`match` for one person, and the matched record's row."""
-        found = await self._found([contact])
+        found, _ = await self._found([contact])
         verdict = match(contact, [c for c, _ in found.values()], strict=self._strict)
         return verdict, found[verdict.record.id][1] if verdict.record else None
 
@@ -368,7 +398,14 @@ class SalesforceCRM:
         done = {i: outcomes.nameless(self._connector) for i, c in enumerate(contacts)
                 if not has_name(c.fields)}  # fmt: skip
         named = [i for i in range(len(contacts)) if i not in done]
-        pool = await self._candidates([contacts[i] for i in named])
+        # The Accounts of the batch's companies are looked up with its candidates, in the
+        # same request: a person found unchanged costs nothing more.
+        companies = [contacts[i].fields.get("company", "") for i in named]
+        lookups = self._writer.account_lookups(companies)
+        found, accounts = await self._found([contacts[i] for i in named], also=lookups)
+        for rows in accounts:
+            self._writer.remember(rows)
+        pool = [candidate for candidate, _ in found.values()]
         by_external: dict[int, tuple[str | None, dict[str, str]]] = {}
         by_id: dict[int, tuple[str, dict[str, str]]] = {}
         for i in named:

@@ -53,11 +53,14 @@ def single(connector: str, response: httpx.Response, known: str | None) -> Targe
 
 
 def collection(
-    connector: str, response: httpx.Response, known: Sequence[str | None]
+    connector: str,
+    response: httpx.Response,
+    known: Sequence[str | None],
+    what: str = "the record",
 ) -> list[TargetOutcome]:
     """One outcome per record of an sObject Collections answer, in order."""
     if response.status_code != 200:
-        return [rejected(connector, response) for _ in known]
+        return [rejected(connector, response, what) for _ in known]
     results = _json(response)
     if not isinstance(results, list) or len(results) != len(known):
         raise FatalConnectorError(connector, f"{connector} answered a collection wrongly")
@@ -72,7 +75,7 @@ def collection(
         entries = item.get("errors")
         first = entries[0] if isinstance(entries, list) and entries else {}
         codes = errors.describe(first if isinstance(first, dict) else {}, "statusCode")
-        out.append(failed(connector, f"HTTP 200 {codes}", codes))
+        out.append(failed(connector, f"HTTP 200 {codes}", codes, what))
     return out
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from connectors.base import Contact, TargetOutcome
 from connectors.salesforce import outcomes, soql
 from connectors.salesforce.mapping import (
+    BATCH_LIMIT,
     LEAD_COMPANY_FALLBACK,
     SYNCED_AT_FIELD,
     SObject,
@@ -42,6 +43,9 @@ class RecordWriter:
         self._call = call
         self._query = query
         self._accounts: dict[str, str] = {}
+        #: The names :meth:`account_lookups` gave out for the batch being written: not
+        #: asked again before its writes.
+        self._asked: set[str] = set()
 
     async def write(
         self,
@@ -95,29 +99,65 @@ class RecordWriter:
             body["Company"] = LEAD_COMPANY_FALLBACK
         return body
 
+    def account_lookups(self, names: Iterable[str]) -> list[str]:
+        """The queries for the Accounts of ``names`` not known yet (none for Leads), for
+        the caller to send with its own, then hand the rows to :meth:`remember`."""
+        if self._object != "Contact":
+            return []
+        unknown = {account_key(n): n.strip() for n in names if n.strip()}
+        unknown = {k: n for k, n in unknown.items() if k not in self._accounts}
+        self._asked = set(unknown)
+        return list(soql.account_queries(unknown.values()))
+
+    def remember(self, rows: Iterable[dict[str, object]]) -> None:
+        """Learn the Account ids an account query answered."""
+        # Several accounts with one name: the oldest (lowest Id) wins, every time.
+        for record in sorted(rows, key=lambda r: str(r.get("Id"))):
+            name, rid = text(record, "Name"), text(record, "Id")
+            if name and rid:
+                self._accounts.setdefault(account_key(name), rid)
+
     async def _account_ids(self, names: Iterable[str]) -> dict[str, str | TargetOutcome]:
         """The Account id of each company name (found, else created), keyed by
-        :func:`account_key`; the failed outcome where one cannot be created."""
+        :func:`account_key`; the failed outcome where one cannot be created. Accounts not
+        known yet are looked up in one query and the missing ones made by sObject
+        Collections create, 200 a call."""
         wanted = {account_key(n): n.strip() for n in names}
-        unknown = [n for k, n in wanted.items() if k not in self._accounts]
-        for query in soql.account_queries(unknown):
-            # Several accounts with one name: the oldest (lowest Id) wins, every time.
-            for record in sorted(await self._query(query), key=lambda r: str(r.get("Id"))):
-                name, rid = text(record, "Name"), text(record, "Id")
-                if name and rid:
-                    self._accounts.setdefault(account_key(name), rid)
+        asked, self._asked = self._asked, set()
+        for query in self.account_lookups(n for k, n in wanted.items() if k not in asked):
+            self.remember(await self._query(query))
+        self._asked = set()
         out: dict[str, str | TargetOutcome] = {}
-        for key, name in wanted.items():
-            if key not in self._accounts:
-                path = f"{self._data}/sobjects/Account"
-                made = await self._call("POST", path, body={"Name": name}, ok={200, 201, 400})
-                rid = outcomes.result_id(made) if made.is_success else None
-                if rid is None:
-                    out[key] = outcomes.rejected(self._connector, made, "the account of the record")
-                    continue
-                self._accounts[key] = rid
-            out[key] = self._accounts[key]
-        return out
+        missing = [(k, n) for k, n in wanted.items() if k not in self._accounts]
+        for start in range(0, len(missing), BATCH_LIMIT):
+            out |= await self._create_accounts(missing[start : start + BATCH_LIMIT])
+        return out | {k: self._accounts[k] for k in wanted if k in self._accounts}
+
+    async def _create_accounts(self, names: Sequence[tuple[str, str]]) -> dict[str, TargetOutcome]:
+        """Create the Accounts ``names`` (key, name) lists; the failed outcome of each that
+        Salesforce refused."""
+        what = "the account of the record"
+        if len(names) == 1:
+            ((key, name),) = names
+            path = f"{self._data}/sobjects/Account"
+            made = await self._call("POST", path, body={"Name": name}, ok={200, 201, 400})
+            rid = outcomes.result_id(made) if made.is_success else None
+            if rid is None:
+                return {key: outcomes.rejected(self._connector, made, what)}
+            self._accounts[key] = rid
+            return {}
+        records = [{"attributes": {"type": "Account"}, "Name": name} for _, name in names]
+        body = {"allOrNone": False, "records": records}
+        path = f"{self._data}/composite/sobjects"
+        made = await self._call("POST", path, body=body, ok={200, 400})
+        refused: dict[str, TargetOutcome] = {}
+        answers = outcomes.collection(self._connector, made, [None] * len(names), what)
+        for (key, _), answer in zip(names, answers, strict=True):
+            if answer.outcome == "failed" or answer.id is None:
+                refused[key] = answer
+            else:
+                self._accounts[key] = answer.id
+        return refused
 
     async def _write_by_external_id(self, writes: Mapping[int, Write]) -> dict[int, TargetOutcome]:
         """Upsert by external id: one PATCH for one record, sObject Collections for more."""

@@ -39,6 +39,9 @@ from rig.sandbox import SandboxCore
 
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 _VERSION = re.compile(r"^v(\d+)\.0$")
+#: The URI and headers of one call take at most 16,384 bytes together; the URI alone past
+#: it is 414 (https://help.salesforce.com/s/articleView?id=000386264&type=1).
+MAX_URI_BYTES = 16_384
 
 
 class SalesforceSandbox:
@@ -196,6 +199,9 @@ class SalesforceSandbox:
                     SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
                 )
                 return JSONResponse([body], 404)
+            target = request.url.path + ("?" + request.url.query if request.url.query else "")
+            if len(target.encode()) > MAX_URI_BYTES:
+                return Response("URI Too Long", 414, media_type="text/plain")
             if not self.core.accepts(self.core.bearer(request)):
                 failure = SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
                 return JSONResponse([h.entry(failure)], 401)
@@ -236,6 +242,7 @@ class SalesforceSandbox:
             (collections, rest.collection_update, "PATCH"),
             (collections, rest.collection_delete, "DELETE"),
             (collections + "/{sobject}/{field}", rest.collection_upsert, "PATCH"),
+            (api + "/composite", rest.composite, "POST"),
         ]
         # Salesforce takes a resource with a trailing slash too (simple-salesforce sends
         # ``…/query/`` and ``…/sobjects/Task/``).

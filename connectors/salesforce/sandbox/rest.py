@@ -18,9 +18,11 @@ A DELETE moves a record to the org's Recycle Bin: 204 for one record; for a coll
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 
@@ -30,6 +32,12 @@ from connectors.salesforce.sandbox import soql as sandbox_soql
 from connectors.salesforce.sandbox.store import Org, SalesforceError
 
 Answer = tuple[int, object]
+#: The documented length of a SOQL statement, and what one Composite request may carry
+#: (https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-composite-post.html).
+MAX_SOQL_CHARS = 100_000
+COMPOSITE_LIMIT = 25
+COMPOSITE_QUERY_LIMIT = 5
+_QUERY_URL = re.compile(r"^/services/data/(v\d+\.0)/(query|queryAll)/?$")
 Item = TypeVar("Item")
 
 
@@ -83,12 +91,60 @@ class RestApi:
 
     def _query(self, request: Request, *, all_rows: bool) -> Answer:
         text = request.query_params.get("q")
+        return self.run_query(text, str(request.path_params["version"]), all_rows=all_rows)
+
+    def run_query(self, text: str | None, version: str, *, all_rows: bool) -> Answer:
+        """The first page of a SOQL query's answer."""
         if not text:
             raise sandbox_soql.malformed("A query string is required (parameter q).")
-        version = str(request.path_params["version"])
+        if len(text) > MAX_SOQL_CHARS:
+            raise sandbox_soql.malformed(
+                f"The SOQL statement is longer than {MAX_SOQL_CHARS} characters."
+            )
         query = sandbox_soql.parse(text)
         records = sandbox_soql.run(self.org, query, version, all_rows=all_rows)
         return 200, self._page(version, records)
+
+    async def composite(self, request: Request) -> Answer:
+        """``POST …/composite``: up to 25 subrequests, at most 5 of them queries; only query
+        and queryAll subrequests are emulated. Each answers in ``compositeResponse``, in
+        order, with its own status and body; the whole is one API call."""
+        body = await h.json_object(request)
+        subrequests = body.get("compositeRequest")
+        if not isinstance(subrequests, list) or not all(isinstance(r, dict) for r in subrequests):
+            raise h.bad_json("compositeRequest must be a list of subrequests")
+        if len(subrequests) > COMPOSITE_LIMIT:
+            raise SalesforceError(
+                400, "LIMIT_EXCEEDED", f"Composite requests take at most {COMPOSITE_LIMIT}"
+            )
+        if len(subrequests) > COMPOSITE_QUERY_LIMIT:
+            raise SalesforceError(
+                400,
+                "LIMIT_EXCEEDED",
+                f"Composite requests take at most {COMPOSITE_QUERY_LIMIT} query subrequests",
+            )
+        answers: list[dict[str, object]] = []
+        for sub in subrequests:
+            reference = sub.get("referenceId")
+            try:
+                status, answer = self._subrequest(sub)
+            except SalesforceError as error:
+                status, answer = error.status, [h.entry(error)]
+            answers.append(
+                {"body": answer, "httpHeaders": {}, "httpStatusCode": status,
+                 "referenceId": reference}
+            )  # fmt: skip
+        return 200, {"compositeResponse": answers}
+
+    def _subrequest(self, sub: dict[object, object]) -> Answer:
+        url = urlsplit(str(sub.get("url", "")))
+        found = _QUERY_URL.match(url.path)
+        if sub.get("method") != "GET" or found is None:
+            raise SalesforceError(
+                400, "NOT_SUPPORTED", "The sandbox runs only query subrequests in Composite"
+            )
+        text = dict(parse_qsl(url.query)).get("q")
+        return self.run_query(text, found.group(1), all_rows=found.group(2) == "queryAll")
 
     async def query_more(self, request: Request) -> Answer:
         locator = str(request.path_params["locator"])

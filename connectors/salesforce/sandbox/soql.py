@@ -1,8 +1,8 @@
 """The small SOQL subset the sandbox understands, parsed and run against its org.
 
 ``SELECT f, Rel.f FROM Object [WHERE cond] [LIMIT n]`` where ``cond`` combines
-``field = | != | LIKE literal`` (a string, a number, ``true``, ``false`` or ``null``) with
-AND, OR and parentheses; a plain query leaves archived Tasks out, ``queryAll`` also sees
+``field = | != | LIKE literal`` (a string, a number, ``true``, ``false`` or ``null``) and
+``field IN ('a', 'b')`` with AND, OR and parentheses; a plain query leaves archived Tasks out, ``queryAll`` also sees
 them and the Recycle Bin. String literals take the backslash escapes of
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
 (any other backslash is an error, as is an unescaped quote); string comparisons ignore
@@ -28,18 +28,21 @@ _ESCAPES = {
 }  # fmt: skip
 #: Marks a LIKE escape (``\\%``, ``\\_``) in an unescaped literal.
 _LITERAL = "\x00"
-_KEYWORDS = {"SELECT", "FROM", "WHERE", "AND", "OR", "LIMIT", "LIKE", "NULL", "TRUE", "FALSE"}
+_KEYWORDS = {
+    "SELECT", "FROM", "WHERE", "AND", "OR", "LIMIT", "LIKE", "IN", "NULL", "TRUE", "FALSE"
+}  # fmt: skip
 #: Relationship name -> (object it belongs to, lookup field, related object).
 RELATIONSHIPS = {("Contact", "Account"): ("AccountId", "Account")}
 
 
 @dataclass(frozen=True, slots=True)
 class Compare:
-    """``field op value``; ``value`` None is ``null``."""
+    """``field op value``; ``value`` None is ``null``; ``IN`` has its ``values``."""
 
     field: str
     op: str
     value: str | None
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,9 @@ class _Parser:
             return inner
         field = self.take("name")
         kind, op = self.peek()
+        if (kind, op) == ("kw", "IN"):
+            self.pos += 1
+            return Compare(field, "IN", None, self.value_list())
         if (kind, op) not in (("sym", "="), ("sym", "!="), ("kw", "LIKE")):
             raise malformed(f"unexpected token: '{op or '<EOF>'}'")
         self.pos += 1
@@ -177,6 +183,16 @@ class _Parser:
         if kind not in ("str", "num"):
             raise malformed(f"unexpected token: '{value or '<EOF>'}'")
         return Compare(field, op, value)
+
+
+    def value_list(self) -> tuple[str, ...]:
+        self.take("sym", "(")
+        values = [self.take("str")]
+        while self.peek() == ("sym", ","):
+            self.pos += 1
+            values.append(self.take("str"))
+        self.take("sym", ")")
+        return tuple(values)
 
 
 def parse(text: str) -> Query:
@@ -213,6 +229,8 @@ def holds(cond: Compare | Junction, record: dict[str, str | None], get: Getter) 
         results = (holds(c, record, get) for c in cond.items)
         return all(results) if cond.op == "AND" else any(results)
     actual = get(record, cond.field) or ""
+    if cond.op == "IN":
+        return actual.casefold() in {_plain(v).casefold() for v in cond.values}
     if cond.op == "LIKE":
         return _like(cond.value or "").fullmatch(actual) is not None
     equal = actual.casefold() == _plain(cond.value or "").casefold()
