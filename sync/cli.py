@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -67,7 +66,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
 
 
 def _socket(args: argparse.Namespace) -> Path:
-    from sync.config import socket_path
+    from sync.paths import socket_path
 
     return socket_path(args.config)
 
@@ -140,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"syncd {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", metavar="PATH", help="config file (default: $SYNCD_CONFIG, then the user dir)"
@@ -402,6 +401,29 @@ def _with_examples(parser: argparse.ArgumentParser) -> None:
         p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for (importlib.metadata
+    costs more than the rest of `syncd status` put together)."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        help: str = "show program's version number and exit",  # argparse's own words
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser._print_message(f"syncd {_version()}\n", sys.stdout)
+        parser.exit()
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -440,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = _unwrapped(args.handler, args)
     except SyncdError as error:
         if args.debug:
+            import traceback
+
             traceback.print_exc()
         print(f"syncd: {error}", file=sys.stderr)
         return error.exit_code

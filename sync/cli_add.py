@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from sync.config import socket_path
 from sync.control.client import ControlClient
 from sync.errors import UsageError
+from sync.paths import socket_path
 from sync.refs import BadLine, parse_ref, read_refs
 
 CHUNK = 1000  # refs per control call

@@ -13,7 +13,6 @@ the exit codes (3 when the daemon is not running).
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import shutil
 import textwrap
@@ -21,9 +20,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sync.config import socket_path
 from sync.control.client import ControlClient
 from sync.errors import DaemonNotRunning, SyncdError
+from sync.paths import socket_path
 
 STATES = ("idle", "syncing", "paused", "attention", "stopped")
 #: How many of the recent outcomes the table lists.
@@ -222,6 +221,8 @@ def waybar(status: Mapping[str, Any]) -> dict[str, str]:
     sheet and ``format-icons`` can follow it; ``text`` and ``tooltip`` are Pango markup,
     hence escaped.
     """
+    import html  # only the waybar format needs it; its entity table is slow to load
+
     state = _state(status)
     queue = int(status.get("queue") or 0)
     text = "syncd"
@@ -259,6 +260,8 @@ def _tooltip_row(name: str, health: Mapping[str, Any]) -> str:
 def waybar_stopped(error: SyncdError) -> dict[str, str]:
     """Valid waybar JSON when there is no daemon to ask: class ``stopped``, or ``attention``
     when one may run but cannot be asked (a socket that is not private, no answer in time)."""
+    import html
+
     state = "stopped" if isinstance(error, DaemonNotRunning) else "attention"
     return {
         "text": "syncd off" if state == "stopped" else "syncd !",

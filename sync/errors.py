@@ -17,13 +17,13 @@
 
 Messages carry connector names, HTTP statuses and vendor request ids, never a
 person's data or a credential. This module imports only the standard library:
-the thin CLI commands load it.
+the thin CLI commands load it, which is also why :class:`Problem` is written out by hand
+rather than as a dataclass (``dataclasses`` loads ``inspect``, a sixth of `syncd status`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 
 class SyncdError(Exception):
@@ -38,13 +38,41 @@ class UsageError(SyncdError):
     exit_code = 2
 
 
-@dataclass(frozen=True, slots=True)
 class Problem:
-    """One config problem: where it is and what is wrong."""
+    """One config problem: where it is and what is wrong (a frozen value)."""
 
+    __slots__ = ("key", "message", "path")
     path: str
     key: str
     message: str
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "message", message)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple[str, str, str]:
+        return (self.path, self.key, self.message)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Problem) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Problem(path={self.path!r}, key={self.key!r}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[type[Problem], tuple[str, str, str]]:
+        return (Problem, self._fields())
 
     def __str__(self) -> str:
         where = f"{self.path}: {self.key}" if self.key else self.path

@@ -6,11 +6,8 @@ were selected is the user's business data (P1).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from sync.errors import UsageError
@@ -45,12 +42,37 @@ def parse_ref(text: str) -> str:
     return segments[2]
 
 
-@dataclass(frozen=True, slots=True)
 class BadLine:
-    """A line of a --from-file input that names no person."""
+    """A line of a --from-file input that names no person (a frozen value; written out
+    rather than a dataclass so that `add-contact` does not load ``dataclasses``)."""
 
+    __slots__ = ("line", "reason")
     line: int
     reason: str
+
+    def __init__(self, line: int, reason: str) -> None:
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "reason", reason)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BadLine) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.line, self.reason) == (other.line, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.line, self.reason))
+
+    def __repr__(self) -> str:
+        return f"BadLine(line={self.line!r}, reason={self.reason!r})"
+
+    def __reduce__(self) -> tuple[type[BadLine], tuple[int, str]]:
+        return (BadLine, (self.line, self.reason))
 
 
 def read_refs(lines: Iterable[str]) -> Iterator[tuple[int, str] | BadLine]:
@@ -92,6 +114,9 @@ def _is_connections_header(line: str) -> bool:
 def _read_connections(
     header: str, rest: Iterator[tuple[int, str]]
 ) -> Iterator[tuple[int, str] | BadLine]:
+    import csv  # only for LinkedIn's export: plain REF lists never need it
+    import io
+
     url_col = [c.strip().lower() for c in header.split(",")].index("url")
     for number, raw in rest:
         if not raw.strip():

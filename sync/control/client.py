@@ -1,8 +1,13 @@
-"""A thin client of the control API. Standard library only: the quick commands load it."""
+"""A thin client of the control API. Standard library only: the quick commands load it.
+
+It speaks just the HTTP/1.1 it needs over the Unix socket (one request, ``Connection:
+close``, a body by ``Content-Length`` or chunks) rather than through ``http.client``, which
+loads ``ssl`` and the ``email`` package: two thirds of what `syncd status` spent importing.
+"""
 
 from __future__ import annotations
 
-import http.client
+import errno
 import json
 import socket
 from pathlib import Path
@@ -11,21 +16,121 @@ from typing import Any
 from sync.errors import DaemonNotRunning, SyncdError, UsageError
 from sync.private_paths import check_socket
 
+#: The most the status line and headers of an answer may take; the daemon's are a few lines.
+MAX_HEAD = 64 * 1024
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+_NOT_HTTP = "syncd answered something that is not HTTP; check its log"
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self._path))
-        except BaseException:
-            sock.close()
-            raise
+class _Closed(ConnectionResetError):
+    """The daemon closed the connection before its answer was complete."""
+
+
+def _request(method: str, path: str, payload: bytes | None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close"]
+    if payload is not None:
+        lines.append("Content-Type: application/json")
+    if payload is not None or method in _BODY_METHODS:
+        lines.append(f"Content-Length: {len(payload or b'')}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + (payload or b"")
+
+
+class _Reader:
+    """Reads an answer off a connected socket, as much as each step needs."""
+
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.buffer = b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise _Closed(errno.ECONNRESET, "it closed the connection before answering in full")
+        self.buffer += chunk
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            if len(self.buffer) > MAX_HEAD:
+                raise SyncdError(_NOT_HTTP)
+            self._more()
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._more()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def rest(self) -> bytes:
+        while chunk := self.sock.recv(65536):
+            self.buffer += chunk
+        data, self.buffer = self.buffer, b""
+        return data
+
+
+def _answer(reader: _Reader) -> tuple[int, bytes]:
+    """The status and body of one HTTP/1.1 answer."""
+    status_line = reader.line()
+    while status_line.startswith(b"HTTP/1.1 100"):  # an interim answer: skip it
+        while reader.line():
+            pass
+        status_line = reader.line()
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise SyncdError(_NOT_HTTP)
+    headers: dict[bytes, bytes] = {}
+    size = len(status_line)
+    while line := reader.line():
+        size += len(line)
+        name, sep, value = line.partition(b":")
+        if not sep or size > MAX_HEAD:
+            raise SyncdError(_NOT_HTTP)
+        headers[name.strip().lower()] = value.strip()
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        return int(parts[1]), _chunked(reader)
+    length = headers.get(b"content-length")
+    if length is None:
+        return int(parts[1]), reader.rest()
+    if not length.isdigit():
+        raise SyncdError(_NOT_HTTP)
+    return int(parts[1]), reader.exactly(int(length))
+
+
+def _chunked(reader: _Reader) -> bytes:
+    body = b""
+    while True:
+        size_text = reader.line().split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise SyncdError(_NOT_HTTP) from None
+        if size == 0:
+            while reader.line():  # trailers, then the blank line
+                pass
+            return body
+        body += reader.exactly(size)
+        if reader.line():
+            raise SyncdError(_NOT_HTTP)
+
+
+def _exchange(path: Path, request: bytes, timeout: float) -> tuple[int, bytes]:
+    """Send ``request`` to the socket at ``path``; the answer's status and body."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(request)
+        return _answer(_Reader(sock))
+
+
+def __getattr__(name: str) -> object:
+    # The raw http.client connection the end-to-end tests send malformed requests with;
+    # built on first use so that the thin commands never import http.client.
+    if name == "_UnixConnection":
+        from sync.control._unix_http import UnixConnection
+
+        return UnixConnection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ControlClient:
@@ -44,13 +149,10 @@ class ControlClient:
         # 3: the daemon may well be running, and the fix is a chmod or another `[daemon]
         # socket` (the same sentence `syncd run` gives), not starting a daemon.
         check_socket(self.socket_path)
-        conn = _UnixConnection(self.socket_path, timeout or self.timeout)
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        request = _request(method, path, payload)
         try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
+            status, raw = _exchange(self.socket_path, request, timeout or self.timeout)
         except (FileNotFoundError, ConnectionRefusedError):
             raise DaemonNotRunning(
                 "syncd is not running; start it with `syncd run` "
@@ -67,16 +169,14 @@ class ControlClient:
             raise DaemonNotRunning(
                 f"cannot reach syncd ({exc.strerror or type(exc).__name__}); is `syncd run` up?"
             ) from None
-        finally:
-            conn.close()
         try:
             answer = json.loads(raw.decode("utf-8")) if raw else {}
         except (ValueError, RecursionError):  # nested past the parser: not JSON to us
             raise SyncdError("syncd answered something that is not JSON; check its log") from None
-        if response.status >= 400:
+        if status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else None
-            error = UsageError if response.status < 500 else SyncdError
-            raise error(str(message or f"syncd answered HTTP {response.status}"))
+            error = UsageError if status < 500 else SyncdError
+            raise error(str(message or f"syncd answered HTTP {status}"))
         return answer
 
     def add(self, refs: list[str], to: list[str] | None, with_messages: bool) -> dict[str, Any]:
