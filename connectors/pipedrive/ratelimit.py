@@ -26,7 +26,14 @@ SEARCH_LIMIT = 10
 
 
 def parse(response: httpx.Response) -> RateInfo | None:
-    """The burst window as ``x-ratelimit-*`` tells it, if it does."""
+    """The burst window as ``x-ratelimit-*`` tells it, if it does; a search answer tells
+    the search API's window instead, which is not the token's."""
+    try:
+        path = response.request.url.path
+    except RuntimeError:  # an answer made without its request (tests)
+        path = ""
+    if path.endswith("/search"):
+        return None
     limit = _number(response, "x-ratelimit-limit")
     remaining = _number(response, "x-ratelimit-remaining")
     reset = _number(response, "x-ratelimit-reset")

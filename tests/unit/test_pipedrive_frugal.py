@@ -119,3 +119,152 @@ class TestBulkCosts:
         assert new_tokens <= 15 * BULK
         assert same_requests <= 0.1 * BULK
         assert throttled == 0
+
+    async def test_a_bulk_sends_no_person_search_once_listed(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """Once the company is listed, bulk batches decide every step without a search."""
+        crm = make_crm(sandbox, clock)
+        await batches(crm, people(BULK))
+        await batches(crm, people(BULK))
+        await crm.aclose()
+        searches = [r for r in sandbox.core.requests if r.path == "/api/v2/persons/search"]
+        assert searches == []
+
+
+def seeded(sandbox: PipedriveSandbox, n: int, **fields: str) -> str:
+    """A person someone made in the web UI with contact ``n``'s fields (and ``fields``)."""
+    (contact,) = people(1, start=n)
+    return sandbox.seed({k: v for k, v in {**contact.fields, **fields}.items() if v})
+
+
+class TestDirectoryFindsWhatSearchesFound:
+    async def test_a_person_made_by_hand_between_batches_is_found_by_email(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """A person a human adds between two batches is updated, never doubled."""
+        crm = make_crm(sandbox, clock)
+        await batches(crm, people(20))
+        human = seeded(sandbox, 25, linkedin_url="")
+        outcomes = await crm.upsert_contacts(people(20, start=20))
+        await crm.aclose()
+        assert outcomes[5].outcome == "updated"
+        assert outcomes[5].id == human
+        assert sandbox.contact_count() == 40
+
+    async def test_an_email_a_human_changed_between_batches_is_seen(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """A record edited by hand after the listing is matched by its new email."""
+        human = sandbox.seed({"first_name": "Grace", "last_name": "Hopper"})
+        crm = make_crm(sandbox, clock)
+        await batches(crm, people(20))
+        (wanted,) = people(1, start=30)
+        sandbox.edit(human, "email", wanted.fields["email"])
+        outcomes = await crm.upsert_contacts(people(20, start=20))
+        await crm.aclose()
+        assert outcomes[10].id == human
+        assert sandbox.contact_count() == 1 + 20 + 19
+
+    async def test_two_records_with_the_email_are_ambiguous(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """Two records carrying a contact's email: ambiguous, nothing written for it."""
+        first = seeded(sandbox, 3, linkedin_url="", company="Elsewhere")
+        second = seeded(sandbox, 3, linkedin_url="", company="Other")
+        crm = make_crm(sandbox, clock)
+        outcomes = await crm.upsert_contacts(people(20))
+        await crm.aclose()
+        assert outcomes[3].outcome == "ambiguous"
+        assert set(outcomes[3].candidates) == {first, second}
+        assert sandbox.contact_count() == 2 + 19
+
+    @pytest.mark.parametrize(
+        ("strict", "expected"),
+        [
+            pytest.param(False, "updated", id="name-matches"),
+            pytest.param(True, "created", id="strict"),
+        ],
+    )
+    async def test_name_within_the_company_matches_unless_strict(
+        self, sandbox: PipedriveSandbox, clock: FakeClock, strict: bool, expected: str
+    ) -> None:
+        """A record with only the same name and company is the person, unless strict."""
+        human = seeded(sandbox, 7, email="", linkedin_url="")
+        crm = make_crm(sandbox, clock, strict=strict)
+        outcomes = await crm.upsert_contacts(people(20))
+        await crm.aclose()
+        assert outcomes[7].outcome == expected
+        assert (outcomes[7].id == human) is not strict
+
+    async def test_a_person_deleted_between_batches_is_made_again(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """A person deleted by hand since the listing is not matched: it is created anew."""
+        crm = make_crm(sandbox, clock)
+        first = await crm.upsert_contacts(people(20))
+        sandbox.store.delete_person(int(first[4].id or 0))
+        again = await crm.upsert_contacts(people(20))
+        await crm.aclose()
+        assert again[4].outcome == "created"
+        assert [o.outcome for i, o in enumerate(again) if i != 4] == ["unchanged"] * 19
+
+    async def test_the_directory_holds_no_ones_data(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """The index keeps keyed hashes only: no email or name is in it."""
+        crm = make_crm(sandbox, clock)
+        await crm.upsert_contacts(people(20))
+        directory = crm._people.directory
+        await crm.aclose()
+        held = repr(vars(directory))
+        assert "company-" not in held
+        assert "First" not in held
+        assert directory.complete
+
+
+class TestSandboxLimits:
+    async def test_the_search_api_has_its_own_window(self, sandbox: PipedriveSandbox) -> None:
+        """The 11th search in 2 s is refused with the search window's headers; a list is not."""
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sandbox.app), base_url=BASE
+        ) as http:
+            headers = {"x-api-token": TOKEN}
+            params = {"term": "x@y.example", "fields": "email", "exact_match": "true"}
+            answers = [
+                await http.get("/api/v2/persons/search", params=params, headers=headers)
+                for _ in range(11)
+            ]
+            listed = await http.get("/api/v2/persons", headers=headers)
+        assert [a.status_code for a in answers] == [200] * 10 + [429]
+        assert answers[-1].headers["x-ratelimit-limit"] == "10"
+        assert answers[0].headers["x-token-cost"] == "20"
+        assert listed.status_code == 200
+        assert listed.headers["x-ratelimit-limit"] == "20"
+        assert listed.headers["x-token-cost"] == "10"
+
+    async def test_persons_are_listed_by_update_time_since(self, sandbox: PipedriveSandbox) -> None:
+        """``updated_since`` keeps persons updated at or after it; a bad time is a 400."""
+        old = sandbox.seed({"first_name": "Old", "last_name": "One"})
+        sandbox.store.person(int(old))["update_time"] = "2020-01-01T00:00:00Z"
+        new = sandbox.seed({"first_name": "New", "last_name": "One"})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sandbox.app), base_url=BASE
+        ) as http:
+            headers = {"x-api-token": TOKEN}
+            since = {"updated_since": "2021-01-01T00:00:00Z", "sort_by": "update_time"}
+            listed = await http.get("/api/v2/persons", params=since, headers=headers)
+            bad = await http.get(
+                "/api/v2/persons", params={"updated_since": "yesterday"}, headers=headers
+            )
+        assert [p["id"] for p in listed.json()["data"]] == [int(new)]
+        assert bad.status_code == 400
+
+    async def test_a_bulk_spends_within_a_lite_days_budget(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """What 200 new people spent leaves a one-seat Lite day room for 1 500 more."""
+        crm = make_crm(sandbox, clock)
+        await batches(crm, people(BULK))
+        await crm.aclose()
+        assert sandbox.limits.spent * (1500 + BULK) / BULK <= sandbox.limits.daily_budget

@@ -153,7 +153,11 @@ class RateLimits:
         throttle = self._window(token, False, limit).hit()
         allowed = throttle.allowed
         if allowed and search and self.search_burst is not None:
-            allowed = self._window(token, True, self.search_burst).hit().allowed
+            # A search answer tells the search API's own window (a throttled search says
+            # ``x-ratelimit-limit: 10``: https://devcommunity.pipedrive.com/t/rate-limiting-issues/7462).
+            limit = self.search_burst
+            throttle = self._window(token, True, limit).hit()
+            allowed = throttle.allowed
         reset = throttle.reset_seconds
         if allowed and self.spent + cost > self.daily_budget:
             allowed = False
