@@ -160,6 +160,10 @@ class SandboxCore:
         self.requests: list[RecordedRequest] = []
         self.violations: list[RecordedRequest] = []
         self.latency_ms = 0
+        #: Vendor requests being answered right now, and the most there have been at once
+        #: (benchmarks compare it with a vendor's concurrency limit).
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._faults: deque[_Fault] = deque()
         self._net_faults: deque[_NetFault] = deque()
         self._garbage: deque[_Garbage] = deque()
@@ -423,6 +427,28 @@ class _SandboxApp:
                     core.network.doom(peer_port)  # before the first byte of the answer
             await send(message)
 
+        core.in_flight += 1
+        core.peak_in_flight = max(core.peak_in_flight, core.in_flight)
+        try:
+            await self._answer(scope, receive, recording_send, net_fault)
+        finally:
+            core.in_flight -= 1
+        record = RecordedRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            status=status_seen,
+            header_names=tuple(sorted({k.decode("latin-1").lower() for k, _ in scope["headers"]})),
+            at=time.time(),
+        )
+        core.requests.append(record)
+        if core.allowed_methods is not None and record.method not in core.allowed_methods:
+            core.violations.append(record)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, net_fault: _NetFault | None
+    ) -> None:
+        core = self.core
         if core.latency_ms:
             await anyio.sleep(core.latency_ms / 1000)
         method = scope["method"]
@@ -456,18 +482,7 @@ class _SandboxApp:
                 )
         else:
             response = self.vendor
-        await response(scope, receive, recording_send)
-        record = RecordedRequest(
-            method=method,
-            path=path,
-            query=scope.get("query_string", b"").decode("latin-1"),
-            status=status_seen,
-            header_names=tuple(sorted({k.decode("latin-1").lower() for k, _ in scope["headers"]})),
-            at=time.time(),
-        )
-        core.requests.append(record)
-        if core.allowed_methods is not None and method not in core.allowed_methods:
-            core.violations.append(record)
+        await response(scope, receive, send)
 
 
 async def _discard(_: Message) -> None:
