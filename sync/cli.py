@@ -16,6 +16,25 @@ from sync.errors import SyncdError
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: The commands that only talk to the daemon: a command line naming one builds its parser
+#: alone (see build_parser), in this order.
+THIN = (
+    "add-contact",
+    "check",
+    "forget",
+    "block",
+    "unblock",
+    "export",
+    "follow",
+    "unfollow",
+    "cancel",
+    "status",
+    "pause",
+    "resume",
+)
+#: The options `syncd` itself takes before a command that take no value.
+_ROOT_FLAGS = ("--debug",)
+
 _EPILOG = """exit codes: 0 done · 1 some target failed or was ambiguous · 2 usage or config error ·
 3 daemon not running · 4 credentials missing or rejected · 5 refused by a privacy rule or
 the do-not-sync list"""
@@ -129,8 +148,15 @@ def _lazy(module: str, function: str) -> Handler:
     return handler
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand, or only of ``only`` (one of THIN).
+
+    Building all thirty parsers costs more than the rest of `syncd status` (argparse looks
+    its messages up in gettext's catalogues once per parser); a command line that names a
+    thin command parses the same with its parser alone.
+    """
+    if only is not None and only not in THIN:
+        raise ValueError(f"{only!r} is not one of the thin commands")
     parser = argparse.ArgumentParser(
         prog="syncd",
         description="Relay the people you choose from your professional network into your CRMs,"
@@ -151,48 +177,62 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    command("run", cmd_run, "run the daemon in the foreground (service managers run this)")
+    def wanted(name: str) -> bool:
+        return only is None or name == only
 
-    add = command(
-        "add-contact",
-        _lazy("sync.cli_add", "cmd_add_contact"),
-        "relay people to your CRMs; waits and prints one line per CRM",
-    )
-    add.add_argument("refs", nargs="*", metavar="REF", help="profile URL or publicId")
-    add.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-    add.add_argument("--with-messages", action="store_true", help="also relay the conversation")
-    add.add_argument("--no-wait", action="store_true", help="return once the daemon accepted")
-    add.add_argument("--from-file", metavar="F", help="one REF per line ('-' = stdin)")
-    add.add_argument("--json", action="store_true", help="print the control API's outcome objects")
+    if only is None:
+        command("run", cmd_run, "run the daemon in the foreground (service managers run this)")
 
-    check = command(
-        "check",
-        _lazy("sync.cli_check", "cmd_check"),
-        "is this person already in each CRM (id, owner, link)? writes nothing",
-    )
-    check.add_argument("ref", metavar="REF", help="profile URL or publicId")
-    check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-    check.add_argument("--json", action="store_true", help="print the control API's answer")
+    if wanted("add-contact"):
+        add = command(
+            "add-contact",
+            _lazy("sync.cli_add", "cmd_add_contact"),
+            "relay people to your CRMs; waits and prints one line per CRM",
+        )
+        add.add_argument("refs", nargs="*", metavar="REF", help="profile URL or publicId")
+        add.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        add.add_argument("--with-messages", action="store_true", help="also relay the conversation")
+        add.add_argument("--no-wait", action="store_true", help="return once the daemon accepted")
+        add.add_argument("--from-file", metavar="F", help="one REF per line ('-' = stdin)")
+        add.add_argument(
+            "--json", action="store_true", help="print the control API's outcome objects"
+        )
+
+    if wanted("check"):
+        check = command(
+            "check",
+            _lazy("sync.cli_check", "cmd_check"),
+            "is this person already in each CRM (id, owner, link)? writes nothing",
+        )
+        check.add_argument("ref", metavar="REF", help="profile URL or publicId")
+        check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        check.add_argument("--json", action="store_true", help="print the control API's answer")
 
     # -- data-subject rights: sync/cli_rights.py ----------------------------------------
-    forget = command(
-        "forget",
-        _lazy("sync.cli_rights", "cmd_forget"),
-        "erase a person from every CRM syncd writes to, and never sync them again",
-    )
-    forget.add_argument(
-        "ref", nargs="?", metavar="REF", help="profile URL or publicId (read from stdin if omitted)"
-    )
-    forget.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    forget.add_argument(
-        "--undo", action="store_true", help="lift the do-not-sync entry (erases nothing)"
-    )
-    forget.add_argument("--json", action="store_true", help="print the control API's answer")
+    if wanted("forget"):
+        forget = command(
+            "forget",
+            _lazy("sync.cli_rights", "cmd_forget"),
+            "erase a person from every CRM syncd writes to, and never sync them again",
+        )
+        forget.add_argument(
+            "ref",
+            nargs="?",
+            metavar="REF",
+            help="profile URL or publicId (read from stdin if omitted)",
+        )
+        forget.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        forget.add_argument(
+            "--undo", action="store_true", help="lift the do-not-sync entry (erases nothing)"
+        )
+        forget.add_argument("--json", action="store_true", help="print the control API's answer")
     for name, verb, text in (
         ("block", "cmd_block", "never sync this person again, without touching the CRMs"),
         ("unblock", "cmd_unblock", "lift a block (or a forget's do-not-sync entry)"),
     ):
+        if not wanted(name):
+            continue
         blocking = command(name, _lazy("sync.cli_rights", verb), text)
         blocking.add_argument(
             "ref",
@@ -200,20 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="REF",
             help="profile URL or publicId (read from stdin if omitted)",
         )
-    export = command(
-        "export",
-        _lazy("sync.cli_rights", "cmd_export"),
-        "what each CRM holds about a person now (a subject-access copy); printed, never saved",
-    )
-    export.add_argument(
-        "ref", nargs="?", metavar="REF", help="profile URL or publicId (read from stdin if omitted)"
-    )
-    export.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-    export.add_argument("--json", action="store_true", help="print the control API's answer")
+    if wanted("export"):
+        export = command(
+            "export",
+            _lazy("sync.cli_rights", "cmd_export"),
+            "what each CRM holds about a person now (a subject-access copy); printed, never saved",
+        )
+        export.add_argument(
+            "ref",
+            nargs="?",
+            metavar="REF",
+            help="profile URL or publicId (read from stdin if omitted)",
+        )
+        export.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        export.add_argument("--json", action="store_true", help="print the control API's answer")
     for name, verb, text in (
         ("follow", "cmd_follow", "keep relaying new messages with this person (follow mode)"),
         ("unfollow", "cmd_unfollow", "stop relaying new messages with this person"),
     ):
+        if not wanted(name):
+            continue
         following = command(name, _lazy("sync.cli_follow", verb), text)
         following.add_argument(
             "ref",
@@ -223,30 +269,39 @@ def build_parser() -> argparse.ArgumentParser:
         )
         following.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
         following.add_argument("--json", action="store_true", help="print the control API's answer")
-    cancel = command(
-        "cancel",
-        _lazy("sync.cli_rights", "cmd_cancel"),
-        "remove a queued selection before it is relayed",
-    )
-    cancel.add_argument(
-        "selection_id", metavar="SELECTION_ID", help="as add-contact --no-wait printed it"
-    )
+    if wanted("cancel"):
+        cancel = command(
+            "cancel",
+            _lazy("sync.cli_rights", "cmd_cancel"),
+            "remove a queued selection before it is relayed",
+        )
+        cancel.add_argument(
+            "selection_id", metavar="SELECTION_ID", help="as add-contact --no-wait printed it"
+        )
     # -- status: sync/cli_status.py owns the output formats ---------------------------
-    status = command(
-        "status", _lazy("sync.cli_status", "cmd_status"), "the daemon's state, queue and CRM health"
-    )
-    shown = status.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="the control API's status object")
-    shown.add_argument(
-        "--format",
-        choices=("table", "waybar", "oneline"),
-        default="table",
-        help="table (default), waybar (JSON for its custom module) or oneline (i3blocks, "
-        "polybar, tmux); waybar and oneline always exit 0 and say 'stopped' / 'not running' "
-        "when the daemon is not running, so a bar never shows an error",
-    )
-    command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")
-    command("resume", lambda a: _set_paused(a, False), "relay queued selections again")
+    if wanted("status"):
+        status = command(
+            "status",
+            _lazy("sync.cli_status", "cmd_status"),
+            "the daemon's state, queue and CRM health",
+        )
+        shown = status.add_mutually_exclusive_group()
+        shown.add_argument("--json", action="store_true", help="the control API's status object")
+        shown.add_argument(
+            "--format",
+            choices=("table", "waybar", "oneline"),
+            default="table",
+            help="table (default), waybar (JSON for its custom module) or oneline (i3blocks, "
+            "polybar, tmux); waybar and oneline always exit 0 and say 'stopped' / 'not running' "
+            "when the daemon is not running, so a bar never shows an error",
+        )
+    if wanted("pause"):
+        command("pause", lambda a: _set_paused(a, True), "hold new selections in the queue")
+    if wanted("resume"):
+        command("resume", lambda a: _set_paused(a, False), "relay queued selections again")
+    if only is not None:
+        _with_examples(parser)
+        return parser
 
     auth = command("auth", lambda a: 2, "store, remove or check credentials in the OS keyring")
     auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
@@ -455,9 +510,22 @@ def _first_syncd_error(group: BaseExceptionGroup[BaseException]) -> SyncdError |
     return None
 
 
+def thin_command(argv: Sequence[str]) -> str | None:
+    """The thin command ``argv`` names, if it names one where argparse would look for it
+    (after --debug, before anything else); None when the whole parser is needed (--help,
+    --version, an unknown word, an abbreviated option)."""
+    for word in argv:
+        if word in _ROOT_FLAGS:
+            continue
+        return word if word in THIN else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors become one sentence on stderr and an exit code."""
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(thin_command(argv)).parse_args(argv)
     try:
         code: int = _unwrapped(args.handler, args)
     except SyncdError as error:
