@@ -81,18 +81,14 @@ def composite_body(data: str, queries: Sequence[str]) -> dict[str, object]:
     }
 
 
-def composite_answers(
-    connector: str, response: httpx.Response, asked: int
-) -> list[httpx.Response]:
+def composite_answers(connector: str, response: httpx.Response, asked: int) -> list[httpx.Response]:
     """Each subrequest's answer of a Composite response, in order, as a response of its own
     (so the one error mapping reads it as it reads any answer)."""
     c = connector
     listed = json_object(c, response).get("compositeResponse")
     if not isinstance(listed, list) or len(listed) != asked:
         raise FatalConnectorError(c, f"{c} answered a composite request wrongly")
-    by_ref = {
-        item.get("referenceId"): item for item in listed if isinstance(item, dict)
-    }
+    by_ref = {item.get("referenceId"): item for item in listed if isinstance(item, dict)}
     out: list[httpx.Response] = []
     for n in range(asked):
         item = by_ref.get(f"q{n}")

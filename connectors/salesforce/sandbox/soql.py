@@ -2,8 +2,8 @@
 
 ``SELECT f, Rel.f FROM Object [WHERE cond] [LIMIT n]`` where ``cond`` combines
 ``field = | != | LIKE literal`` (a string, a number, ``true``, ``false`` or ``null``) and
-``field IN ('a', 'b')`` with AND, OR and parentheses; a plain query leaves archived Tasks out, ``queryAll`` also sees
-them and the Recycle Bin. String literals take the backslash escapes of
+``field IN ('a', 'b')`` with AND, OR and parentheses; a plain query leaves archived Tasks
+out, ``queryAll`` also sees them and the Recycle Bin. String literals take the backslash escapes of
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
 (any other backslash is an error, as is an unescaped quote); string comparisons ignore
 case, as SOQL's do. Errors are Salesforce's: 400 MALFORMED_QUERY, INVALID_FIELD,
@@ -12,6 +12,7 @@ INVALID_TYPE.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class Compare:
     field: str
     op: str
     value: str | None
-    values: tuple[str, ...] = ()
+    values: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,9 @@ class _Parser:
         kind, op = self.peek()
         if (kind, op) == ("kw", "IN"):
             self.pos += 1
-            return Compare(field, "IN", None, self.value_list())
+            return Compare(
+                field, "IN", None, frozenset(_plain(v).casefold() for v in self.value_list())
+            )
         if (kind, op) not in (("sym", "="), ("sym", "!="), ("kw", "LIKE")):
             raise malformed(f"unexpected token: '{op or '<EOF>'}'")
         self.pos += 1
@@ -183,7 +186,6 @@ class _Parser:
         if kind not in ("str", "num"):
             raise malformed(f"unexpected token: '{value or '<EOF>'}'")
         return Compare(field, op, value)
-
 
     def value_list(self) -> tuple[str, ...]:
         self.take("sym", "(")
@@ -200,6 +202,7 @@ def parse(text: str) -> Query:
     return _Parser(text).query()
 
 
+@functools.lru_cache(maxsize=4096)
 def _like(pattern: str) -> re.Pattern[str]:
     out, i = [], 0
     while i < len(pattern):
@@ -230,7 +233,7 @@ def holds(cond: Compare | Junction, record: dict[str, str | None], get: Getter) 
         return all(results) if cond.op == "AND" else any(results)
     actual = get(record, cond.field) or ""
     if cond.op == "IN":
-        return actual.casefold() in {_plain(v).casefold() for v in cond.values}
+        return actual.casefold() in cond.values
     if cond.op == "LIKE":
         return _like(cond.value or "").fullmatch(actual) is not None
     equal = actual.casefold() == _plain(cond.value or "").casefold()
@@ -244,7 +247,14 @@ def run(org: Org, query: Query, version: str, *, all_rows: bool = False) -> list
     if obj is None:
         raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{query.obj}' is not supported.")
 
+    resolved: dict[str, tuple[str, ...]] = {}
+
     def resolve(path: str) -> tuple[str, ...]:
+        if path not in resolved:
+            resolved[path] = resolve_once(path)
+        return resolved[path]
+
+    def resolve_once(path: str) -> tuple[str, ...]:
         head, _, tail = path.partition(".")
         if not tail:
             name = org.field(obj, head)
@@ -287,7 +297,7 @@ def run(org: Org, query: Query, version: str, *, all_rows: bool = False) -> list
         if all_rows
         else (r for r in org.rows(obj) if r.get("IsArchived") != "true")
     )
-    rows = [r for r in every if query.where is None or holds(query.where, r, get)]
+    rows = [r for r in every if query.where is None or holds(query.where, r, _memo(get))]
     out: list[dict[str, object]] = []
     for record in rows[: query.limit]:
         view = org.view(obj, record)
@@ -311,6 +321,18 @@ def run(org: Org, query: Query, version: str, *, all_rows: bool = False) -> list
             item[parts[0]] = shown
         out.append(item)
     return out
+
+
+def _memo(get: Getter) -> Getter:
+    """``get`` remembering each field of the one record it is asked about."""
+    seen: dict[str, str | None] = {}
+
+    def remembered(record: dict[str, str | None], path: str) -> str | None:
+        if path not in seen:
+            seen[path] = get(record, path)
+        return seen[path]
+
+    return remembered
 
 
 def _check(cond: Compare | Junction, resolve: Callable[[str], tuple[str, ...]]) -> None:
