@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import textwrap
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -125,6 +124,8 @@ def _duration(seconds: float) -> str:
 
 def table(status: Mapping[str, Any], *, width: int = MAX_WIDTH) -> str:
     """The human view: a header line, one row per connector, the journal, recent outcomes."""
+    import textwrap  # not for the bars, which run this every few seconds
+
     queue = int(status.get("queue") or 0)
     lines = [
         f"syncd {status.get('version', '?')} · {_state(status)} · "
@@ -186,6 +187,8 @@ def _follow_line(follow: Mapping[str, Any]) -> str:
 def _recent_lines(item: Mapping[str, Any], width: int) -> list[str]:
     """One finished selection: its time, its id, then the CRMs grouped by outcome
     (`created hubspot, pipedrive · failed salesforce`), wrapped under themselves."""
+    import textwrap
+
     at = item.get("time")
     when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, int | float) else "?"
     grouped: dict[str, list[str]] = {}

@@ -7,9 +7,11 @@ loads ``ssl`` and the ``email`` package: two thirds of what `syncd status` spent
 
 from __future__ import annotations
 
+# _socket is the C module under ``socket``: all one Unix connection needs, without the
+# Python layer that builds enums of every constant on import (a sixth of `syncd status`).
+import _socket
 import errno
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ def _request(method: str, path: str, payload: bytes | None) -> bytes:
 class _Reader:
     """Reads an answer off a connected socket, as much as each step needs."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
 
@@ -116,11 +118,14 @@ def _chunked(reader: _Reader) -> bytes:
 
 def _exchange(path: Path, request: bytes, timeout: float) -> tuple[int, bytes]:
     """Send ``request`` to the socket at ``path``; the answer's status and body."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(timeout)
         sock.connect(str(path))
         sock.sendall(request)
         return _answer(_Reader(sock))
+    finally:
+        sock.close()
 
 
 def __getattr__(name: str) -> object:

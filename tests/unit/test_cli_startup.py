@@ -34,12 +34,15 @@ SLOW = (
     "sync.config_check",
     "connectors",  # ... and the connector registry it loads
     "http.client",  # the control client's HTTP, which loads ssl and email
+    "socket",  # its enums of every constant; the client uses _socket
+    "selectors",
     "ssl",
     "email",
     "dataclasses",  # loads inspect, ast, dis
     "inspect",
     "traceback",  # only for --debug
     "html",  # only for --format waybar
+    "textwrap",  # only for the table
     "csv",  # only for LinkedIn's Connections.csv
     "platformdirs",
 )
