@@ -505,4 +505,3 @@ class HubSpotCRM:
             f"; request id {rid}" if rid else ""
         )
         return TargetOutcome("failed", detail=detail, reason="rejected")
-

@@ -1,10 +1,13 @@
 """HubSpot's rate limits, as a :class:`connectors._ratelimit.RateLimiter` paces them.
 
 Private apps on Free/Starter may send 100 requests per rolling 10 seconds (190 on
-Pro/Enterprise); the CRM search endpoints have their own, lower limit of 4 requests per
-second per token, and their answers carry no rate-limit headers. Every other answer says
-``X-HubSpot-RateLimit-Max`` / ``-Remaining`` / ``-Interval-Milliseconds``, which correct
-the window; the daily limit (``-Daily``) is not paced.
+Pro/Enterprise), counted per app across everyone using it: a team whose daemons share one
+private app's token (or one app installed once) shares one window. The CRM search
+endpoints have their own, lower limit (5 requests per second on current plans; we pace 4).
+Answers say ``X-HubSpot-RateLimit-Max`` / ``-Remaining`` / ``-Interval-Milliseconds``;
+the daily limit (``-Daily``, ``-Daily-Remaining``) is not paced. :class:`SharedWindow`
+reads ``-Remaining`` to see the rest of the team and slows down before the window is empty;
+a 429 still waits (one window, or ``Retry-After``) in :mod:`connectors.hubspot.errors`.
 https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
 https://developers.hubspot.com/changelog/crm-search-api-rate-limit-increase
 https://developers.hubspot.com/changelog/increasing-our-api-limits
@@ -12,8 +15,13 @@ https://developers.hubspot.com/changelog/increasing-our-api-limits
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+import anyio
 import httpx
 
 from connectors._ratelimit import RateInfo, RateLimiter
@@ -39,12 +47,137 @@ def parse(response: httpx.Response) -> RateInfo | None:
     )
 
 
-def limiters(sleep: Callable[[float], Awaitable[None]]) -> tuple[RateLimiter, RateLimiter]:
-    """The account's rolling window, and the search endpoints' own."""
-    return (
-        RateLimiter(BURST_LIMIT, BURST_INTERVAL, parse=parse, sleep=sleep),
-        RateLimiter(SEARCH_LIMIT, SEARCH_INTERVAL, sleep=sleep),
-    )
+#: How hard :class:`SharedWindow` brakes as the app's window fills: the pause after an
+#: answer is ``interval * BRAKE * limit / remaining**2``. With N clients always busy the
+#: window settles where N * remaining**2 = BRAKE * limit * (limit - remaining): about 10
+#: of 100 left for 20 clients (0.9 of the limit used), 18 for 5 clients.
+BRAKE = 0.5
+#: The part of the window the brake treats as already gone: answers arrive late enough
+#: that a whole team may send one more request each after the window looked open.
+RESERVE = 0.1
+
+
+class SearchPace:
+    """The search endpoints' own limit, shared with the team: our part of it is our part
+    of the app's window (:attr:`SharedWindow.share`), so a team of N searches at about
+    ``SEARCH_LIMIT`` per second in all, not N times that."""
+
+    def __init__(
+        self,
+        window: SharedWindow,
+        limit: int = SEARCH_LIMIT,
+        interval: float = SEARCH_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.own = RateLimiter(limit, interval, clock=clock, sleep=sleep)
+        self._window = window
+        self._rate = limit / interval
+        self._clock = clock
+        self._sleep = sleep
+        self._last = -math.inf
+        self._turn = anyio.Lock()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Space our searches by the team's share, then a slot in our own search window."""
+        async with self._turn:
+            share = self._window.share
+            gap = 0.0 if share >= 1.0 else 1 / (self._rate * max(share, 0.01))
+            wait = self._last + gap - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            self._last = self._clock()
+        async with self.own.slot():
+            yield
+
+    def observe(self, response: httpx.Response) -> None:
+        """Search answers say nothing about the search limit."""
+
+
+def window_only(response: httpx.Response) -> RateInfo | None:
+    """The window's size and length from the headers, without what is left in it (the
+    rest of the team's use is :class:`SharedWindow`'s business)."""
+    info = parse(response)
+    if info is None:
+        return None
+    return RateInfo(limit=info.limit, interval=info.interval)
+
+
+class SharedWindow:
+    """The app's ten-second window as one of several clients sharing it sees it.
+
+    Our own requests are paced exactly by a :class:`RateLimiter`. Each answer's
+    ``-Remaining`` then tells how much of the window *others* used (what is used beyond our
+    own requests of the last interval); while others are there, the next request waits
+    ``interval * BRAKE * limit / remaining**2`` (at most one interval) after that answer.
+    Every client brakes alike on the same number, so the window is shared about evenly
+    and settles with a few requests to spare instead of running into 429s. Alone, the
+    pause is zero and the exact window is the only limit.
+    """
+
+    def __init__(
+        self,
+        limit: int = BURST_LIMIT,
+        interval: float = BURST_INTERVAL,
+        *,
+        brake: float = BRAKE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.own = RateLimiter(limit, interval, parse=window_only, clock=clock, sleep=sleep)
+        self.brake = brake
+        self._clock = clock
+        self._sleep = sleep
+        self._mine: deque[float] = deque()  # when each of our answers arrived
+        self._not_before = 0.0
+        #: Our part of what the app's window last held (1.0: alone).
+        self.share = 1.0
+        self._turn = anyio.Lock()
+        #: Every pause taken because of the others, for tests and benchmarks.
+        self.waits: list[float] = []
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait out the pause the last answer asked for, then a slot in our own window."""
+        async with self._turn:
+            wait = self._not_before - self._clock()
+            if wait > 0:
+                self.waits.append(wait)
+                await self._sleep(wait)
+        async with self.own.slot():
+            yield
+
+    def observe(self, response: httpx.Response) -> None:
+        """Correct our window, and set the pause before our next request."""
+        self.own.observe(response)
+        info = parse(response)
+        now = self._clock()
+        self._mine.append(now)
+        limit, interval = self.own.limit, self.own.interval
+        while self._mine and self._mine[0] <= now - interval:
+            self._mine.popleft()
+        if info is None or info.remaining is None:
+            return
+        remaining = max(0, info.remaining)
+        used = limit - remaining
+        others = used - len(self._mine)
+        self.share = 1.0 if others <= 0 else len(self._mine) / max(used, 1)
+        if (others <= 0 or remaining > limit // 2) and response.status_code != 429:
+            return  # alone (our own count is exact), or room for a round of the whole team
+        free = max(remaining - RESERVE * limit, 1)
+        pause = min(interval, interval * self.brake * limit / free**2)
+        self._not_before = max(self._not_before, now + pause)
+
+
+def limiters(
+    sleep: Callable[[float], Awaitable[None]],
+) -> tuple[SharedWindow, SearchPace]:
+    """The app's rolling window (shared with whoever else uses the app), and the search
+    endpoints' own."""
+    window = SharedWindow(sleep=sleep)
+    return window, SearchPace(window, sleep=sleep)
 
 
 def _number(response: httpx.Response, header: str) -> int | None:
