@@ -32,7 +32,7 @@ THIN = (
     "pause",
     "resume",
 )
-#: The options `syncd` itself takes before a command that take no value.
+#: The options of `syncd` itself that take no value and may come before the command.
 _ROOT_FLAGS = ("--debug",)
 
 _EPILOG = """exit codes: 0 done · 1 some target failed or was ambiguous · 2 usage or config error ·
@@ -151,7 +151,7 @@ def _lazy(module: str, function: str) -> Handler:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of every subcommand, or only of ``only`` (one of THIN).
 
-    Building all thirty parsers costs more than the rest of `syncd status` (argparse looks
+    Building all 29 subparsers costs more than the rest of `syncd status` (argparse looks
     its messages up in gettext's catalogues once per parser); a command line that names a
     thin command parses the same with its parser alone.
     """
