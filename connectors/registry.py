@@ -40,6 +40,8 @@ class ConnectorInfo:
     default_base_url: str
     credential: str  # what `syncd auth set` expects, in a few words
     options: Mapping[str, Option] = field(default_factory=dict)
+    #: The most people one write call takes (HubSpot batch 100, Salesforce collections 200).
+    batch_size: int = 100
 
 
 def types(kind: Literal["source", "crm"]) -> list[str]:

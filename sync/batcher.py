@@ -2,8 +2,10 @@
 
 While a batch is in flight, the selections that arrive for the same CRM wait in line; when
 it returns, everything waiting (up to the CRM's batch size) leaves in the next call. One
-selection alone is sent at once — batching never adds latency, it only saves requests when
-work piles up (a `--from-file` import, a CRM that slowed down). One call per CRM is in
+selection alone is sent at once: an interactive `add-contact` never waits for company. While
+the daemon holds more selections than the batch has (a `--from-file` import), a batch that is
+not full waits up to ``linger`` seconds for them, so a bulk run spends a fraction of a request
+per person rather than a call per trickle of source reads. One call per CRM is in
 flight at a time (``in_flight=1``): two overlapping calls could both decide to create the
 same person, organisation or custom field, which no CRM here prevents for us. Each waiting
 selection gets its own contact's outcome, or the error that stopped the whole call.
@@ -49,10 +51,21 @@ class _Waiting:
 class Batcher:
     """Feeds one CRM: :meth:`submit` from any task, :meth:`run` in the daemon's task group."""
 
-    def __init__(self, upsert: Upsert, *, max_batch: int = 100, in_flight: int = 1) -> None:
+    def __init__(
+        self,
+        upsert: Upsert,
+        *,
+        max_batch: int = 100,
+        in_flight: int = 1,
+        linger: float = 0.0,
+        backlog: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._upsert = upsert
         self._max_batch = max_batch
         self._in_flight = in_flight
+        self._linger = linger
+        #: How many selections the daemon holds that are not finished (this batch's included).
+        self._backlog = backlog
         send, receive = anyio.create_memory_object_stream[_Waiting](max_buffer_size=math.inf)
         self._send: MemoryObjectSendStream[_Waiting] = send
         self._receive: MemoryObjectReceiveStream[_Waiting] = receive
@@ -81,7 +94,15 @@ class Batcher:
                         batch.append(self._receive.receive_nowait())
                     except anyio.WouldBlock:
                         break
+                if self._linger and len(batch) < self._max_batch:
+                    await self._gather(batch)
                 tg.start_soon(self._send_batch, batch, slots)
+
+    async def _gather(self, batch: list[_Waiting]) -> None:
+        """Wait up to ``linger`` for more of a backlog to arrive, while there is one."""
+        with anyio.move_on_after(self._linger):
+            while len(batch) < self._max_batch and self._backlog() > len(batch):
+                batch.append(await self._receive.receive())
 
     async def _call(self, batch: list[_Waiting]) -> list[TargetOutcome]:
         outcomes = await self._upsert([w.contact for w in batch])

@@ -56,6 +56,13 @@ class Instances:
         """The configured CRM instance names, in config order."""
         return list(self._config.crms)
 
+    def batch_size(self, name: str) -> int:
+        """The most people one write call to CRM instance ``name`` takes."""
+        try:
+            return registry.info(self._config.crms[name].type).batch_size
+        except KeyError:  # a type outside the registry (the test rig's memory CRM)
+            return 100
+
     @property
     def source_type(self) -> str:
         """The source's connector type (where people come from), e.g. "linkedin"."""

@@ -34,6 +34,9 @@ log = structlog.get_logger("syncd.relay")
 
 #: How many times a batch whose write was not confirmed is run, from its matching step.
 UPSERT_ATTEMPTS = 8
+#: How long a batch that is not full waits for more of a backlog (a bulk import) before it
+#: goes: a lone selection never waits (sync/batcher.py).
+LINGER = 1.0
 #: The source's instance name: its keyring username, and its name in retry events.
 SOURCE = "source"
 
@@ -98,7 +101,13 @@ class Relay:
         self.blocked = blocked
         self.messages = MessageRelay(instances)
         self._batchers = {
-            name: Batcher(partial(self._upsert, name)) for name in instances.crm_names
+            name: Batcher(
+                partial(self._upsert, name),
+                max_batch=instances.batch_size(name),
+                linger=LINGER,
+                backlog=state.pending,
+            )
+            for name in instances.crm_names
         }
 
     def _health(self, name: str) -> CRMHealth:

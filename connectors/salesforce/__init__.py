@@ -13,6 +13,7 @@ INFO = ConnectorInfo(
     client="connectors.salesforce.client:SalesforceCRM",
     sandbox="connectors.salesforce.sandbox.app:SalesforceSandbox",
     default_base_url="https://login.salesforce.com",
+    batch_size=200,  # sObject Collections take 200 records a call
     credential=(
         "OAuth JSON {client_id, client_secret, refresh_token} of a connected app "
         '(optional "instance_url")'

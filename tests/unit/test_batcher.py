@@ -90,3 +90,34 @@ async def test_a_lone_contact_is_sent_at_once(in_flight: int) -> None:
         outcome = await batcher.submit(person(5))
         tg.cancel_scope.cancel()
     assert (outcome.outcome, outcome.id, crm.calls) == ("created", "5", [1])
+
+
+class TestLinger:
+    """A backlog lets a batch wait for company; a lone selection never waits."""
+
+    async def test_a_backlog_is_gathered_into_one_call(self) -> None:
+        """Five selections pending, arriving one by one: one call of five, not 1 + 4."""
+        crm = GatedCRM()
+        crm.gate.set()
+        batcher = Batcher(crm.upsert, linger=30.0, backlog=lambda: 5)
+        async with anyio.create_task_group() as tg:
+            await tg.start(batcher.run)
+            async with anyio.create_task_group() as submitters:
+                for n in range(5):
+                    submitters.start_soon(batcher.submit, person(n))
+                    await anyio.lowlevel.checkpoint()
+            tg.cancel_scope.cancel()
+        assert crm.calls == [5]
+
+    async def test_a_lone_selection_goes_at_once(self) -> None:
+        """Nothing else pending: the call is made without waiting out the linger."""
+        crm = GatedCRM()
+        crm.gate.set()
+        batcher = Batcher(crm.upsert, linger=3600.0, backlog=lambda: 1)
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                await tg.start(batcher.run)
+                outcome = await batcher.submit(person(1))
+                tg.cancel_scope.cancel()
+        assert outcome.outcome == "created"
+        assert crm.calls == [1]
