@@ -9,8 +9,8 @@ import argparse
 import json
 from typing import Any
 
-from sync.config import socket_path
 from sync.control.client import ControlClient
+from sync.paths import socket_path
 from sync.refs import parse_ref
 
 

@@ -11,9 +11,9 @@ import re
 import sys
 from typing import Any
 
-from sync.config import socket_path
 from sync.control.client import ControlClient
 from sync.errors import UsageError
+from sync.paths import socket_path
 from sync.refs import parse_ref
 
 #: How long one call waits for a forget to finish before asking again.

@@ -19,6 +19,9 @@ from types import MappingProxyType
 from connectors.base import FIELDS, ConnectorSettings
 from sync.config_check import Checker, connector_settings, string_list
 from sync.errors import ConfigError, Problem
+from sync.paths import resolve_path as resolve_path  # re-exported: one lookup for every caller
+from sync.paths import runtime_dir as runtime_dir
+from sync.paths import socket_path as socket_path  # the thin clients' lookup, re-exported
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TOP = ("daemon", "source", "crm", "match", "follow", "privacy")
@@ -115,50 +118,6 @@ class Config:
 
 def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if env is None else env
-
-
-def resolve_path(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
-    """The config file: ``--config``, else ``$SYNCD_CONFIG``, else the user config dir."""
-    env = _environ(env)
-    chosen = explicit or env.get("SYNCD_CONFIG", "")
-    if chosen:
-        return Path(chosen).expanduser().absolute()
-    if sys.platform.startswith("linux"):
-        # What platformdirs computes on Linux, without importing it on the thin CLI path.
-        base = env.get("XDG_CONFIG_HOME", "").strip() or "~/.config"
-        return Path(base).expanduser() / "syncd" / "config.toml"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("syncd")) / "config.toml"
-
-
-def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
-    """syncd's runtime directory: ``$XDG_RUNTIME_DIR/syncd`` or platformdirs' one."""
-    base = _environ(env).get("XDG_RUNTIME_DIR", "").strip()
-    if base:
-        return Path(base) / "syncd"
-    import warnings
-
-    import platformdirs
-
-    with warnings.catch_warnings():
-        # Without XDG_RUNTIME_DIR platformdirs falls back to /tmp/runtime-UID and warns;
-        # ensure_private_dir() refuses that place if another user prepared it.
-        warnings.simplefilter("ignore")
-        return Path(platformdirs.user_runtime_dir("syncd"))
-
-
-def socket_path(explicit_config: str | None, env: Mapping[str, str] | None = None) -> Path:
-    """The control socket for thin clients: ``[daemon] socket`` if readable, else the default."""
-    try:
-        file = resolve_path(explicit_config, env)
-        daemon = tomllib.loads(file.read_text(encoding="utf-8")).get("daemon")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        daemon = None
-    raw = daemon.get("socket") if isinstance(daemon, dict) else None
-    if isinstance(raw, str) and raw.strip():
-        return _resolve(raw, file.parent)
-    return runtime_dir(env) / "syncd.sock"
 
 
 def ensure_private_dir(path: Path) -> None:
