@@ -19,7 +19,31 @@ from starlette.types import ASGIApp
 
 
 class _OwnedServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to its owner."""
+    """A uvicorn server that leaves signals to its owner and sleeps while idle.
+
+    uvicorn's own main loop wakes ten times a second to refresh the Date header and look at
+    ``should_exit``; a daemon that lives for weeks on a laptop should not. Here setting
+    ``should_exit`` wakes the loop, and no Date header is sent (no client of ours reads it).
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self._exit = asyncio.Event()
+        super().__init__(config)
+
+    @property
+    def should_exit(self) -> bool:
+        """Whether the server was asked to stop."""
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+
+    async def main_loop(self) -> None:
+        """Set the default headers once, then wait to be told to exit."""
+        await self.on_tick(0)
+        await self._exit.wait()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -45,6 +69,7 @@ async def serve(
         lifespan="off",
         timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
+        date_header=False,
         http=http_protocol if http_protocol is not None else "auto",
     )
     config.load()
