@@ -11,7 +11,7 @@ def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     Made with an explicit ``IPPROTO_TCP``: the sockets it accepts inherit that, and asyncio
     turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose protocol says TCP. With
     protocol 0, every answer on a kept-alive connection waited out the peer's delayed ACK
-    (~40 ms a request), which made the sandboxes look 10× slower than they are."""
+    (~40 ms a request), which made the sandboxes look ten times slower than they are."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
