@@ -527,7 +527,26 @@ class TestOrganizations:
     async def test_organization_ids_are_cached_for_the_client_life(
         self, sandbox: PipedriveSandbox
     ) -> None:
-        """Three colleagues cost one organization search and one create."""
+        """In a small company, three colleagues cost one organization listing and one
+        create, and no search."""
+        crm = make_crm(sandbox, strict=True)
+        colleagues = [person(n, company="Difference Ltd") for n in (1, 2, 3)]
+        outcomes = await crm.upsert_contacts(colleagues)
+        await crm.aclose()
+        assert [o.outcome for o in outcomes] == ["created"] * 3
+        assert requests_to(sandbox, "GET", "/api/v2/organizations/search") == []
+        assert requests_to(sandbox, "GET", "/api/v2/organizations") == [200]
+        assert requests_to(sandbox, "POST", "/api/v2/organizations") == [200]
+        assert {sandbox.company_of(str(o.id)) for o in outcomes} == {"Difference Ltd"}
+
+    async def test_a_big_company_searches_organizations_once_per_name(
+        self, sandbox: PipedriveSandbox
+    ) -> None:
+        """When the organizations do not fit the call's listing pages, three colleagues
+        cost one organization search and one create."""
+        for n in range(8):
+            sandbox.store.create_organization({"name": f"Other {n}"})
+        sandbox.page_cap = 1
         crm = make_crm(sandbox, strict=True)
         colleagues = [person(n, company="Difference Ltd") for n in (1, 2, 3)]
         outcomes = await crm.upsert_contacts(colleagues)
@@ -585,7 +604,8 @@ class TestMatchingDetails:
         searched by its public id inside custom fields; the name within the organization."""
         org = sandbox.store.create_organization({"name": "Analytical Engines"})
         crm = make_crm(sandbox)
-        await crm.upsert_contacts([ADA])
+        await crm.upsert_contacts([person(9)])  # makes syncd's person fields
+        await crm.find(ADA)
         await crm.aclose()
         queries = [
             dict(httpx.QueryParams(r.query))
@@ -708,7 +728,8 @@ class TestRateLimits:
         await crm.aclose()
         assert caught.value.status == 429
         assert clock.waits == []
-        assert requests_to(sandbox, "GET", f"{PERSONS}/search")[-1] == 429
+        assert [r.status for r in sandbox.core.requests if r.status == 429] == [429]
+        assert sandbox.core.requests[-1].status == 429
 
 
 class TestPrivacy:

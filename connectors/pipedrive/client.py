@@ -86,6 +86,9 @@ BULK_MIN = 10
 #: Listing pages (10 tokens each) one call may spend per person while the directory is being
 #: built: no more than the searches they replace would cost.
 PAGES_PER_PERSON = 2
+#: Listing pages the first call of any size spends to learn whether the company is small: if
+#: its persons fit in these, every later call (a lone add too) is decided from the directory.
+PROBE_PAGES = 2
 
 
 class PipedriveCRM:
@@ -140,6 +143,8 @@ class PipedriveCRM:
         self._people = People(self._api, settings, self._orgs, search=search)
         #: How many people of one batch are written at once (see upsert_contacts).
         self._parallel = anyio.CapacityLimiter(PARALLEL)
+        #: Whether a bulk call began building the directory (later calls carry it on).
+        self._building = False
 
     # -- the CRM protocol ----------------------------------------------------------------
 
@@ -151,15 +156,22 @@ class PipedriveCRM:
         """Create or update each contact; one outcome per contact, in order."""
         if not contacts:
             return []
-        self._orgs.forget_missing()
+        pages = max(PROBE_PAGES, PAGES_PER_PERSON * len(contacts))
+        self._orgs.forget_missing(pages=pages)
         fields = await self._field_map(create=True)
         outcomes: dict[int, TargetOutcome] = {}
         stopped: list[SyncdError] = []  # what stops the whole call (auth, budget, retries)
 
         directory = self._people.directory
-        listed = (len(contacts) >= BULK_MIN or directory.started) and await directory.ready(
-            fields, pages=PAGES_PER_PERSON * len(contacts)
-        )
+        # A whole directory is refreshed and used by every call. It is built on by bulk
+        # calls; a first smaller call only probes (a big company's lone adds keep searching).
+        self._building = self._building or len(contacts) >= BULK_MIN
+        listed = False
+        if directory.complete or self._building or not directory.started:
+            try:
+                listed = await directory.ready(fields, pages=pages)
+            except RecordRejected:  # a listing refused: each person is searched instead
+                listed = False
         records: dict[int, Person] = {}
 
         async def one(index: int, scope: anyio.CancelScope) -> None:

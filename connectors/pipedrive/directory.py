@@ -76,6 +76,7 @@ class Directory:
             self._since = _rfc3339(datetime.now(UTC) - SKEW)
         for _ in range(max(1, pages)):
             params = self._params(fields, sort_by="id")
+            first = not self._cursor
             if self._cursor:
                 params["cursor"] = self._cursor
             people, self._cursor = await self._page(params)
@@ -83,7 +84,8 @@ class Directory:
             if self._cursor is None:
                 self.complete = True
                 self._since = min(self._since, self._newest) if self._newest else self._since
-                await self._refresh(fields)
+                if not first:  # one page is one snapshot; several may miss an edit between
+                    await self._refresh(fields)
                 return True
         return False
 

@@ -1,10 +1,21 @@
 """The organizations a Pipedrive person belongs to: an organization's id found by its exact
-name (any case) through ``/api/v2/organizations/search`` and made when missing, and its name
-read back by id. Both are remembered for the client's life."""
+name (any case) and made when missing, and its name read back by id. Both are remembered for
+the client's life.
+
+A name is found in a listing of the company's organizations when one is held: built with
+``GET /api/v2/organizations`` (10 tokens a page of up to 500, sorted by id) as far as the
+call's page budget allows, then kept fresh with one ``updated_since`` listing per call, only
+when a name is not already known. Until the listing is whole, a name is searched
+(``/api/v2/organizations/search``, 20 tokens, and the search API's 10 requests per 2 s).
+Docs: https://developers.pipedrive.com/docs/api/v2 (``getOrganizations``: ``updated_since``,
+``sort_by``, ``cursor``, ``limit`` up to 500) and
+https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting (token costs).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import anyio
 
@@ -15,6 +26,10 @@ from connectors.pipedrive.mapping import search_items
 from sync.errors import FatalConnectorError
 
 ORGANIZATIONS = "/api/v2/organizations"
+#: Organizations per listing page (the most ``GET /api/v2/organizations`` answers).
+LIST_LIMIT = 500
+#: How far before the build began the first ``updated_since`` reaches back (clock skew).
+SKEW = timedelta(minutes=10)
 
 
 def fold(value: str | None) -> str:
@@ -32,10 +47,22 @@ class Organizations:
         self._ids: dict[str, int | None] = {}
         self._names: dict[int, str] = {}
         self._lock = anyio.Lock()
+        #: The listing: ids by folded name, whole once ``_cursor`` ran out.
+        self._listed: dict[str, set[int]] = {}
+        self._cursor: str | None = None
+        self._started = False
+        self._complete = False
+        self._since = ""
+        #: Listing pages this call may still spend building; whether it refreshed already.
+        self._budget = 0
+        self._fresh = False
 
-    def forget_missing(self) -> None:
-        """Forget the names searched and not found, so the next call searches again."""
+    def forget_missing(self, *, pages: int = 0) -> None:
+        """Begin a call: forget the names searched and not found, so this call looks again,
+        and let it spend at most ``pages`` listing pages building the listing."""
         self._ids = {k: v for k, v in self._ids.items() if v is not None}
+        self._budget = pages
+        self._fresh = False
 
     async def id(self, name: str, *, create: bool) -> int | None:
         """The id of the organization named ``name`` (exactly, any case); made if missing
@@ -48,16 +75,10 @@ class Organizations:
         key = fold(name)
         if key in self._ids and (self._ids[key] is not None or not create):
             return self._ids[key]
-        params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
-        response = await self._api.call(
-            "GET", f"{ORGANIZATIONS}/search", params=params, limiter=self._search_limiter
-        )
-        data = envelope(self._api.connector, response)[0]
-        found = {
-            item["id"]: str(item["name"])
-            for item in search_items(data)
-            if fold(str(item.get("name", ""))) == key
-        }
+        if await self._listing():
+            found = {i: self._names[i] for i in self._listed.get(key, ())}
+        else:
+            found = await self._search(name, key)
         org_id = min(found) if found else None
         if org_id is None and create:
             made = await self._data("POST", ORGANIZATIONS, body={"name": name})
@@ -69,7 +90,75 @@ class Organizations:
         self._ids[key] = org_id
         if org_id is not None:
             self._names[org_id] = found[org_id]
+            if self._started:
+                self._listed.setdefault(key, set()).add(org_id)
         return org_id
+
+    async def _search(self, name: str, key: str) -> dict[int, str]:
+        params = {"term": name, "fields": "name", "exact_match": "true", "limit": "100"}
+        response = await self._api.call(
+            "GET", f"{ORGANIZATIONS}/search", params=params, limiter=self._search_limiter
+        )
+        data = envelope(self._api.connector, response)[0]
+        return {
+            item["id"]: str(item["name"])
+            for item in search_items(data)
+            if fold(str(item.get("name", ""))) == key
+        }
+
+    async def _listing(self) -> bool:
+        """Build the listing on within this call's budget, or refresh a whole one (once a
+        call); whether it now holds every organization as Pipedrive has them."""
+        if self._complete:
+            if not self._fresh:
+                await self._list({"sort_by": "update_time", "updated_since": self._since})
+                self._fresh = True
+            return True
+        if not self._started:
+            self._started = True
+            self._since = _rfc3339(datetime.now(UTC) - SKEW)
+        while self._budget > 0:
+            self._budget -= 1
+            first = not self._cursor
+            params = {"sort_by": "id", **({"cursor": self._cursor} if self._cursor else {})}
+            self._cursor, _ = await self._page(params)
+            if self._cursor is None:
+                self._complete = self._fresh = True
+                if not first:  # one page is one snapshot; several may miss an edit between
+                    await self._list({"sort_by": "update_time", "updated_since": self._since})
+                return True
+        return False
+
+    async def _list(self, params: dict[str, str]) -> None:
+        """Every page of one listing, each organization indexed as it is now."""
+        cursor: str | None = ""
+        while cursor is not None:
+            cursor, newest = await self._page({**params, **({"cursor": cursor} if cursor else {})})
+            self._since = max(self._since, newest)
+
+    async def _page(self, params: dict[str, str]) -> tuple[str | None, str]:
+        """Index one listing page; its next cursor and newest ``update_time``."""
+        query = {"limit": str(LIST_LIMIT), "sort_direction": "asc", **params}
+        response = await self._api.call("GET", ORGANIZATIONS, params=query)
+        data, more = envelope(self._api.connector, response)
+        newest = ""
+        for org in data if isinstance(data, list) else []:
+            org_id, name = (org.get("id"), org.get("name")) if isinstance(org, dict) else (0, 0)
+            if not isinstance(org_id, int) or isinstance(org_id, bool):
+                continue
+            stamp = org.get("update_time")
+            newest = max(newest, stamp if isinstance(stamp, str) else "")
+            live = isinstance(name, str) and not org.get("is_deleted")
+            old = self._names.pop(org_id, None)
+            if old is not None and (not live or fold(old) != fold(str(name))):
+                # renamed or deleted by someone: its old name no longer leads to it
+                self._listed.get(fold(old), set()).discard(org_id)
+                self._ids = {k: v for k, v in self._ids.items() if v != org_id}
+            if live:
+                self._names[org_id] = str(name)
+                self._listed.setdefault(fold(str(name)), set()).add(org_id)
+        cursor = more.get("next_cursor") if isinstance(more, dict) else None
+        return (cursor if isinstance(cursor, str) and cursor else None), newest
 
     async def name(self, org_id: int | None) -> str | None:
         """The name of the organization ``org_id``; None for none, or one that is gone."""
@@ -97,3 +186,7 @@ class Organizations:
         """The ``data`` of a successful answer in Pipedrive's envelope."""
         response = await self._api.call(method, path, body=body, params=params)
         return envelope(self._api.connector, response)[0]
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -34,7 +34,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -67,6 +67,7 @@ from rig.sandbox import RecordedRequest, SandboxCore
 
 Handler = Callable[[Request], Awaitable[Response]]
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_Listed = TypeVar("_Listed", Person, Organization)
 PROFILE_FIELD = "LinkedIn profile URL"
 
 
@@ -426,8 +427,21 @@ class PipedriveSandbox:
     # -- organizations -------------------------------------------------------------------
 
     async def _list_orgs(self, request: Request) -> Response:
+        query = request.query_params
         orgs = [o for _, o in sorted(self.store.organizations.items()) if not o["is_deleted"]]
-        page, more = h.cursor_page(list(orgs), request.query_params)
+        if query.get("ids"):
+            ids = _id_list(query["ids"], "ids", most=100)
+            orgs = [o for o in orgs if o["id"] in ids]
+        since, until = query.get("updated_since"), query.get("updated_until")
+        if since or until:
+            orgs = [
+                o
+                for o in orgs
+                if (not since or o["update_time"] >= _rfc3339(since, "updated_since"))
+                and (not until or o["update_time"] < _rfc3339(until, "updated_until"))
+            ]
+        orgs = _sorted(orgs, query.get("sort_by", "id"), query.get("sort_direction", "asc"))
+        page, more = h.cursor_page(list(orgs), query, cap=self.page_cap)
         return h.ok(page, more)
 
     async def _add_org(self, request: Request) -> Response:
@@ -527,12 +541,17 @@ def _rfc3339(raw: str, name: str) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _sorted(persons: list[Person], sort_by: str, direction: str) -> list[Person]:
-    """``sort_by`` (``id``, ``update_time``, ``add_time``) then id, as ``getPersons`` sorts."""
+def _sorted(records: list[_Listed], sort_by: str, direction: str) -> list[_Listed]:
+    """``sort_by`` (``id``, ``update_time``, ``add_time``) then id, as ``getPersons`` and
+    ``getOrganizations`` sort."""
     if sort_by not in ("id", "update_time", "add_time") or direction not in ("asc", "desc"):
         raise bad_request("sort_by or sort_direction is not one of the allowed values")
-    key = (lambda p: (p[sort_by], p["id"])) if sort_by != "id" else (lambda p: (p["id"], 0))
-    return sorted(persons, key=key, reverse=direction == "desc")
+    if sort_by == "id":
+        return sorted(records, key=lambda r: r["id"], reverse=direction == "desc")
+    field: Literal["update_time", "add_time"] = (
+        "update_time" if sort_by == "update_time" else "add_time"
+    )
+    return sorted(records, key=lambda r: (r[field], r["id"]), reverse=direction == "desc")
 
 
 def _only_custom(person: Person, keys: set[str]) -> Person:
