@@ -138,6 +138,88 @@ def seeded(sandbox: PipedriveSandbox, n: int, **fields: str) -> str:
     return sandbox.seed({k: v for k, v in {**contact.fields, **fields}.items() if v})
 
 
+def paths(sandbox: PipedriveSandbox, since: int = 0) -> list[tuple[str, str]]:
+    """Method and path of every API request the sandbox saw from the ``since``-th on."""
+    return [(r.method, r.path) for r in sandbox.core.requests[since:] if r.path.startswith("/api/")]
+
+
+class TestLoneAdds:
+    async def test_a_lone_add_after_a_first_sends_no_search(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """In a small company a lone add costs a refresh of persons and of organizations
+        and the creates: no search, no read by id when nothing could match."""
+        crm = make_crm(sandbox, clock)
+        first, second = people(2, companies=2)
+        assert [o.outcome for o in await crm.upsert_contacts([first])] == ["created"]
+        since = len(sandbox.core.requests)
+        assert [o.outcome for o in await crm.upsert_contacts([second])] == ["created"]
+        await crm.aclose()
+        assert not any(path.endswith("/search") for _, path in paths(sandbox))
+        assert paths(sandbox, since) == [
+            ("GET", "/api/v2/persons"),
+            ("GET", "/api/v2/organizations"),
+            ("POST", "/api/v2/organizations"),
+            ("POST", "/api/v2/persons"),
+        ]
+
+    async def test_a_person_made_by_hand_between_lone_adds_is_found(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """A person a human made after the listing is found by the refresh and updated."""
+        crm = make_crm(sandbox, clock)
+        await crm.upsert_contacts(people(1))
+        human = seeded(sandbox, 1, linkedin_url="")
+        (outcome,) = await crm.upsert_contacts(people(1, start=1))
+        await crm.aclose()
+        assert (outcome.outcome, outcome.id) == ("updated", human)
+        assert sandbox.contact_count() == 2
+
+    async def test_an_organization_made_by_hand_between_lone_adds_is_used(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """An organization a human made after the listing is found by name, not doubled."""
+        crm = make_crm(sandbox, clock)
+        await crm.upsert_contacts(people(1))
+        org = sandbox.store.create_organization({"name": "company 1"})
+        (outcome,) = await crm.upsert_contacts(people(1, start=1))
+        await crm.aclose()
+        assert outcome.outcome == "created"
+        assert sandbox.store.person(int(outcome.id or 0))["org_id"] == org["id"]
+        assert len(sandbox.store.organizations) == 2
+
+    async def test_two_records_with_the_email_are_ambiguous_alone(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """A lone add whose email two records carry is ambiguous, nothing written."""
+        crm = make_crm(sandbox, clock)
+        await crm.upsert_contacts(people(1))
+        first = seeded(sandbox, 3, linkedin_url="", company="Elsewhere")
+        second = seeded(sandbox, 3, linkedin_url="", company="Other")
+        (outcome,) = await crm.upsert_contacts(people(1, start=3))
+        await crm.aclose()
+        assert outcome.outcome == "ambiguous"
+        assert set(outcome.candidates) == {first, second}
+
+    async def test_a_big_company_keeps_searching_lone_adds(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """When the persons do not fit the first call's listing pages, lone adds search as
+        before and list no further."""
+        for n in range(100, 104):
+            seeded(sandbox, n)
+        sandbox.page_cap = 1
+        crm = make_crm(sandbox, clock)
+        await crm.upsert_contacts(people(1))
+        since = len(sandbox.core.requests)
+        (outcome,) = await crm.upsert_contacts(people(1, start=1))
+        await crm.aclose()
+        assert outcome.outcome == "created"
+        later = paths(sandbox, since)
+        assert ("GET", "/api/v2/persons/search") in later
+        assert ("GET", "/api/v2/persons") not in later
+
+
 class TestDirectoryFindsWhatSearchesFound:
     async def test_a_person_made_by_hand_between_batches_is_found_by_email(
         self, sandbox: PipedriveSandbox, clock: FakeClock
