@@ -16,6 +16,7 @@ https://developers.hubspot.com/changelog/increasing-our-api-limits
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,12 +56,28 @@ BRAKE = 0.5
 #: The part of the window the brake treats as already gone: answers arrive late enough
 #: that a whole team may send one more request each after the window looked open.
 RESERVE = 0.1
+#: How far a pause may be stretched (a fraction of it), so that clients braked by the
+#: same ``-Remaining`` do not all come back in the same instant.
+JITTER = 0.25
+
+
+#: The part of the search limit a team aims at when it shares it: the team's searches
+#: arrive at random moments, and a rolling second must rarely hold more than the limit.
+SEARCH_TEAM_LOAD = 0.5
+#: A search that ran into the search limit (``policyName`` ``SECONDLY``) pauses our
+#: searches this many of our own gaps, on top of the retry's wait.
+SEARCH_BACKOFF = 2.0
 
 
 class SearchPace:
-    """The search endpoints' own limit, shared with the team: our part of it is our part
-    of the app's window (:attr:`SharedWindow.share`), so a team of N searches at about
-    ``SEARCH_LIMIT`` per second in all, not N times that."""
+    """The search endpoints' own limit, shared with the team.
+
+    HubSpot documents the search limit (5 per second) but no header that counts it: search
+    answers carry only the app's ten-second window. So our part of it is our part of the
+    app's window (:attr:`SharedWindow.share`) of a conservative team load, and while
+    others are there each search goes out at a random moment of its gap (not at its start)
+    so that a team released together does not search in the same second.
+    """
 
     def __init__(
         self,
@@ -70,30 +87,49 @@ class SearchPace:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.own = RateLimiter(limit, interval, clock=clock, sleep=sleep)
         self._window = window
         self._rate = limit / interval
         self._clock = clock
         self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
         self._last = -math.inf
         self._turn = anyio.Lock()
+        #: Every pause taken because of the team, for tests and benchmarks.
+        self.waits: list[float] = []
+
+    def gap(self) -> float:
+        """Seconds between two of our searches: none alone, else our share of the team's."""
+        share = self._window.share
+        if share >= 1.0:
+            return 0.0
+        return 1 / (self._rate * SEARCH_TEAM_LOAD * max(share, 0.01))
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Space our searches by the team's share, then a slot in our own search window."""
         async with self._turn:
-            share = self._window.share
-            gap = 0.0 if share >= 1.0 else 1 / (self._rate * max(share, 0.01))
-            wait = self._last + gap - self._clock()
+            gap = self.gap()
+            now = self._clock()
+            start = max(self._last + gap, now)
+            if gap > 0 and self._last < now - gap:  # a first search after a rest: any moment
+                start = now + self._rng.uniform(0, gap)
+            wait = start - now
             if wait > 0:
+                self.waits.append(wait)
                 await self._sleep(wait)
             self._last = self._clock()
         async with self.own.slot():
             yield
 
     def observe(self, response: httpx.Response) -> None:
-        """Search answers say nothing about the search limit."""
+        """A 429 of the search limit pushes our next search back; other answers say
+        nothing about it."""
+        if search_limited(response):
+            gap = max(self.gap(), 1 / self._rate)
+            self._last = max(self._last, self._clock() + SEARCH_BACKOFF * gap - gap)
 
 
 def window_only(response: httpx.Response) -> RateInfo | None:
@@ -125,9 +161,11 @@ class SharedWindow:
         brake: float = BRAKE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.own = RateLimiter(limit, interval, parse=window_only, clock=clock, sleep=sleep)
         self.brake = brake
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
         self._clock = clock
         self._sleep = sleep
         self._mine: deque[float] = deque()  # when each of our answers arrived
@@ -151,6 +189,8 @@ class SharedWindow:
 
     def observe(self, response: httpx.Response) -> None:
         """Correct our window, and set the pause before our next request."""
+        if search_limited(response):
+            return  # the search endpoints' own limit: SearchPace's business, not the window's
         self.own.observe(response)
         info = parse(response)
         now = self._clock()
@@ -164,10 +204,13 @@ class SharedWindow:
         used = limit - remaining
         others = used - len(self._mine)
         self.share = 1.0 if others <= 0 else len(self._mine) / max(used, 1)
-        if (others <= 0 or remaining > limit // 2) and response.status_code != 429:
-            return  # alone (our own count is exact), or room for a round of the whole team
+        if others <= 0 and response.status_code != 429:
+            return  # alone: our own count is exact
         free = max(remaining - RESERVE * limit, 1)
+        # Jitter, so that a team braked by the same number does not restart in step.
+        # (upward only: a pause shorter than the brake's could meet a window still full).
         pause = min(interval, interval * self.brake * limit / free**2)
+        pause *= self._rng.uniform(1, 1 + JITTER)
         self._not_before = max(self._not_before, now + pause)
 
 
@@ -178,6 +221,17 @@ def limiters(
     endpoints' own."""
     window = SharedWindow(sleep=sleep)
     return window, SearchPace(window, sleep=sleep)
+
+
+def search_limited(response: httpx.Response) -> bool:
+    """Whether a 429 is the search endpoints' per-second limit (``policyName``
+    ``SECONDLY``) rather than the app's window. The limiters see an answer before its body
+    is read, so this is told from what the body's policy goes with: a search path, and no
+    ``-Remaining`` header saying the window is empty."""
+    if response.status_code != 429 or not response.request.url.path.endswith("/search"):
+        return False
+    remaining = _number(response, "x-hubspot-ratelimit-remaining")
+    return remaining is None or remaining > 0
 
 
 def _number(response: httpx.Response, header: str) -> int | None:

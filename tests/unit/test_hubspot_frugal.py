@@ -4,13 +4,16 @@ app's remaining requests and slows down before the portal answers 429."""
 from __future__ import annotations
 
 import itertools
+import random
 
+import anyio
 import httpx
+import pytest
 
 from connectors._ratelimit import Unlimited
 from connectors.base import ConnectorSettings, Contact
 from connectors.hubspot.client import HubSpotCRM
-from connectors.hubspot.ratelimit import SharedWindow
+from connectors.hubspot.ratelimit import SearchPace, SharedWindow, search_limited
 from connectors.hubspot.sandbox.app import HubSpotSandbox
 from tests.doubles import FakeClock, RecordingTransport
 
@@ -117,3 +120,72 @@ class TestSharedWindow:
         assert all(b >= a for a, b in itertools.pairwise(pauses))
         assert pauses[0] < 1.0 < pauses[2]
         assert pauses[-1] >= 5.0
+
+
+def search_429() -> httpx.Response:
+    """The search limit's 429: no window headers, on a search path."""
+    request = httpx.Request("POST", "https://api.hubapi.com/crm/v3/objects/contacts/search")
+    return httpx.Response(429, request=request)
+
+
+class TestTeamPacing:
+    """Jittered pauses and searches keep a team that starts together out of step."""
+
+    async def test_the_first_request_waits_for_an_answer_before_a_second(self) -> None:
+        """Before the first answer has told the window, only one request is sent."""
+        clock = FakeClock()
+        window = SharedWindow(clock=clock.monotonic, sleep=clock.sleep)
+        sent = []
+
+        async def one() -> None:
+            async with window.slot():
+                sent.append(clock.now)
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one)
+            tg.start_soon(one)
+            await anyio.sleep(0.005)
+            assert len(sent) == 1
+            window.observe(answer(99))
+        assert len(sent) == 2
+
+    async def test_a_pause_is_never_shorter_than_the_brake(self) -> None:
+        """Jitter only stretches a pause: a nearly empty window still waits a whole one."""
+        clock = FakeClock()
+        window = SharedWindow(clock=clock.monotonic, sleep=clock.sleep, rng=random.Random(1))  # noqa: S311 -- a seeded jitter
+        async with window.slot():
+            window.observe(answer(5))
+        async with window.slot():
+            pass
+        assert 10.0 <= window.waits[0] <= 12.5
+
+    async def test_a_teams_first_search_goes_out_at_a_random_moment_of_its_gap(self) -> None:
+        """With a twentieth of the window, our first search waits a random part of our gap."""
+        clock = FakeClock()
+        window = SharedWindow(clock=clock.monotonic, sleep=clock.sleep)
+        window.share = 0.05
+        pace = SearchPace(window, clock=clock.monotonic, sleep=clock.sleep, rng=random.Random(2))  # noqa: S311 -- a seeded jitter
+        async with pace.slot():
+            pass
+        async with pace.slot():
+            pass
+        assert pace.gap() == pytest.approx(1 / (4 * 0.5 * 0.05))
+        assert 0 < pace.waits[0] < pace.gap()
+        assert pace.waits[1] == pytest.approx(pace.gap())
+
+    async def test_a_search_429_backs_off_searches_not_the_window(self) -> None:
+        """A 429 of the search limit pushes our next search back and leaves the window open."""
+        clock = FakeClock()
+        window = SharedWindow(clock=clock.monotonic, sleep=clock.sleep)
+        pace = SearchPace(window, clock=clock.monotonic, sleep=clock.sleep)
+        assert search_limited(search_429())
+        window.observe(search_429())
+        pace.observe(search_429())
+        async with window.slot():
+            pass
+        assert window.waits == []
+        async with pace.slot():
+            pass
+        assert pace.waits
+        assert pace.waits[0] > 0
