@@ -269,10 +269,14 @@ class Terminal:
         if self.pid == 0:  # the child: the pty is its controlling terminal
             os.execvpe(argv[0], argv, environ)  # noqa: S606 - our own CLI, argv from the test
         self.screen = ""
+        #: Where the next expect starts looking: a prompt asked twice is waited for twice.
+        self._seen = 0
 
     def expect(self, text: str, timeout: float = 60) -> None:
+        """Wait for ``text`` after what the last expect matched (a hidden prompt turns
+        echo off before it shows, so typing after it never reaches the screen)."""
         deadline = time.monotonic() + timeout
-        while text not in self.screen:
+        while text not in self.screen[self._seen :]:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no {text!r} on the terminal; it shows:\n{self.screen}")
@@ -285,6 +289,7 @@ class Terminal:
                 if not chunk:
                     raise AssertionError(f"init ended before {text!r}:\n{self.screen}")
                 self.screen += chunk.decode(errors="replace")
+        self._seen = self.screen.index(text, self._seen) + len(text)
 
     def type(self, answer: str) -> None:
         os.write(self.fd, answer.encode() + b"\r")
