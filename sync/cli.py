@@ -84,6 +84,53 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The commands about one person (REF, or one piped in): name, module, handler, help, flags.
+ONE_PERSON: tuple[tuple[str, str, str, str, frozenset[str]], ...] = (
+    (
+        "forget",
+        "sync.cli_rights",
+        "cmd_forget",
+        "erase a person from every CRM syncd writes to, and never sync them again",
+        frozenset({"to", "yes", "undo", "json"}),
+    ),
+    (
+        "block",
+        "sync.cli_rights",
+        "cmd_block",
+        "never sync this person again, without touching the CRMs",
+        frozenset(),
+    ),
+    (
+        "unblock",
+        "sync.cli_rights",
+        "cmd_unblock",
+        "lift a block (or a forget's do-not-sync entry)",
+        frozenset(),
+    ),
+    (
+        "export",
+        "sync.cli_rights",
+        "cmd_export",
+        "what each CRM holds about a person now (a subject-access copy); printed, never saved",
+        frozenset({"to", "json"}),
+    ),
+    (
+        "follow",
+        "sync.cli_follow",
+        "cmd_follow",
+        "keep relaying new messages with this person (follow mode)",
+        frozenset({"to", "json"}),
+    ),
+    (
+        "unfollow",
+        "sync.cli_follow",
+        "cmd_unfollow",
+        "stop relaying new messages with this person",
+        frozenset({"to", "json"}),
+    ),
+)
+
+
 def _socket(args: argparse.Namespace) -> Path:
     from sync.paths import socket_path
 
@@ -208,67 +255,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         check.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
         check.add_argument("--json", action="store_true", help="print the control API's answer")
 
-    # -- data-subject rights: sync/cli_rights.py ----------------------------------------
-    if wanted("forget"):
-        forget = command(
-            "forget",
-            _lazy("sync.cli_rights", "cmd_forget"),
-            "erase a person from every CRM syncd writes to, and never sync them again",
-        )
-        forget.add_argument(
-            "ref",
-            nargs="?",
-            metavar="REF",
-            help="profile URL or publicId (read from stdin if omitted)",
-        )
-        forget.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-        forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        forget.add_argument(
-            "--undo", action="store_true", help="lift the do-not-sync entry (erases nothing)"
-        )
-        forget.add_argument("--json", action="store_true", help="print the control API's answer")
-    for name, verb, text in (
-        ("block", "cmd_block", "never sync this person again, without touching the CRMs"),
-        ("unblock", "cmd_unblock", "lift a block (or a forget's do-not-sync entry)"),
-    ):
+    # -- one person at a time: sync/cli_rights.py and sync/cli_follow.py -----------------
+    for name, module, verb, text, flags in ONE_PERSON:
         if not wanted(name):
             continue
-        blocking = command(name, _lazy("sync.cli_rights", verb), text)
-        blocking.add_argument(
+        person = command(name, _lazy(module, verb), text)
+        person.add_argument(
             "ref",
             nargs="?",
             metavar="REF",
             help="profile URL or publicId (read from stdin if omitted)",
         )
-    if wanted("export"):
-        export = command(
-            "export",
-            _lazy("sync.cli_rights", "cmd_export"),
-            "what each CRM holds about a person now (a subject-access copy); printed, never saved",
-        )
-        export.add_argument(
-            "ref",
-            nargs="?",
-            metavar="REF",
-            help="profile URL or publicId (read from stdin if omitted)",
-        )
-        export.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-        export.add_argument("--json", action="store_true", help="print the control API's answer")
-    for name, verb, text in (
-        ("follow", "cmd_follow", "keep relaying new messages with this person (follow mode)"),
-        ("unfollow", "cmd_unfollow", "stop relaying new messages with this person"),
-    ):
-        if not wanted(name):
-            continue
-        following = command(name, _lazy("sync.cli_follow", verb), text)
-        following.add_argument(
-            "ref",
-            nargs="?",
-            metavar="REF",
-            help="profile URL or publicId (read from stdin if omitted)",
-        )
-        following.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
-        following.add_argument("--json", action="store_true", help="print the control API's answer")
+        if "to" in flags:
+            person.add_argument("--to", metavar="NAME[,NAME]", help="only these CRM instances")
+        if "yes" in flags:
+            person.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if "undo" in flags:
+            person.add_argument(
+                "--undo", action="store_true", help="lift the do-not-sync entry (erases nothing)"
+            )
+        if "json" in flags:
+            person.add_argument(
+                "--json", action="store_true", help="print the control API's answer"
+            )
     if wanted("cancel"):
         cancel = command(
             "cancel",
