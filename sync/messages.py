@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 
 import anyio
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import Message, TargetOutcome, activities, missing
 from sync.errors import ConnectorError, SyncdError, WriteUncertain
@@ -26,8 +25,6 @@ log = structlog.get_logger("syncd.messages")
 
 #: Outcomes after which the person has a record in that CRM to write messages on.
 HELD = ("created", "updated", "unchanged")
-#: How many times a message write whose answer was lost is run again, from the listing.
-WRITE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +141,7 @@ class MessageRelay:
                 known[0] = None
                 raise
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(WRITE_ATTEMPTS),
-            wait=policy.delay,
-            retry=retry_if_exception_type(WriteUncertain),
-            sleep=policy.sleep,
-            before_sleep=policy.before_sleep(name, "messages"),
-            reraise=True,
-        )
+        retrying = policy.rerun_lost_answers(name, "messages")
         await retrying(attempt)
         ids = {a.message.id for a in first}
         split = {a.message.id for a in first if len(activities(a.message, limit)) > 1}

@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import Contact, Person, TargetOutcome
 from sync import privacy
@@ -24,16 +23,16 @@ from sync.errors import (
     RecordRejected,
     RetryableError,
     SyncdError,
-    WriteUncertain,
 )
 from sync.instances import Instances
 from sync.messages import MessageRelay, record_ids, with_messages
+from sync.retry import RERUNS
 from sync.state import CRMHealth, DaemonState, Selection
 
 log = structlog.get_logger("syncd.relay")
 
 #: How many times a batch whose write was not confirmed is run, from its matching step.
-UPSERT_ATTEMPTS = 8
+UPSERT_ATTEMPTS = RERUNS
 #: How long a batch that is not full waits for more of a backlog (a bulk import) before it
 #: goes: a lone selection never waits (sync/batcher.py).
 LINGER = 1.0
@@ -129,14 +128,7 @@ class Relay:
             crm = await self._instances.crm(name)
             return await crm.upsert_contacts(contacts)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(UPSERT_ATTEMPTS),
-            wait=policy.delay,
-            retry=retry_if_exception_type(WriteUncertain),
-            sleep=policy.sleep,
-            before_sleep=policy.before_sleep(name, "upsert"),
-            reraise=True,
-        )
+        retrying = policy.rerun_lost_answers(name, "upsert")
         outcomes: list[TargetOutcome] = await retrying(attempt)
         return outcomes
 

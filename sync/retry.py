@@ -14,11 +14,14 @@ from dataclasses import dataclass
 
 import anyio
 import structlog
-from tenacity import RetryCallState
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from sync.errors import ConnectorError, RetryableError, WriteUncertain
 
 log = structlog.get_logger("syncd.retry")
+
+#: How many times a whole operation whose write was not confirmed is run again.
+RERUNS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,19 @@ class RetryPolicy:
         if isinstance(error, RetryableError) and error.retry_after is not None:
             delay = max(delay, min(error.retry_after, self.max_delay))
         return delay
+
+    def rerun_lost_answers(self, connector: str, what: str) -> AsyncRetrying:
+        """Runs a whole operation (lookup, then write) again when a write's answer was lost
+        (WriteUncertain): never the write alone, so the lookup finds what it made. Used by
+        the upsert, the erase and the message writes."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(RERUNS),
+            wait=self.delay,
+            retry=retry_if_exception_type(WriteUncertain),
+            sleep=self.sleep,
+            before_sleep=self.before_sleep(connector, what),
+            reraise=True,
+        )
 
     def before_sleep(
         self, connector: str, what: str = "request"

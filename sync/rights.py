@@ -14,13 +14,12 @@ from typing import Any
 
 import anyio
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import FIELDS, Contact, Erasure, Holding, TargetOutcome
 from sync.donotsync import DoNotSync
 from sync.errors import RecordRejected, SyncdError, WriteUncertain
 from sync.instances import Instances
-from sync.relay import SOURCE, UPSERT_ATTEMPTS, Relay, failure
+from sync.relay import SOURCE, Relay, failure
 from sync.state import Selection
 
 log = structlog.get_logger("syncd.rights")
@@ -132,14 +131,7 @@ class Rights:
                 lost.append(True)
                 raise
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(UPSERT_ATTEMPTS),
-            wait=policy.delay,
-            retry=retry_if_exception_type(WriteUncertain),
-            sleep=policy.sleep,
-            before_sleep=policy.before_sleep(name, "erase"),
-            reraise=True,
-        )
+        retrying = policy.rerun_lost_answers(name, "erase")
         erasure: Erasure = await retrying(attempt)
         return erasure_outcome(erasure, lost_answer=bool(lost))
 
