@@ -12,22 +12,29 @@ says so (see tests/conftest.py).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from connectors.salesforce.sandbox.app import SalesforceSandbox
 from rig.runner import toml_config
 from rig.sandbox_control import SandboxControl
 from rig.stack import DIRS, ThrowawayDirs, run_syncd, syncd_argv
 
 SOURCE_TOKEN = "canary-source-token-7f3a9c1e5b"
 HUBSPOT_TOKEN = "canary-hubspot-token-2d8e4f6a0c"
+PIPEDRIVE_TOKEN = "canary-pipedrive-token-5e1b7d3f9a"
+SALESFORCE_REFRESH = "canary-salesforce-refresh-8c2a6e4b0d"
+#: The CRMs a module stack writes to.
+CRMS = ("hubspot", "pipedrive", "salesforce")
 
 
 @dataclass
@@ -158,3 +165,84 @@ def env(sandboxes: Sandboxes, tmp_path: Path) -> Iterator[Env]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10)
+
+
+@dataclass
+class ModuleStack:
+    """A module's `syncd run` daemon on throwaway dirs and a control client per sandbox.
+
+    ``daemon`` is the one :func:`module_stack` stops at the end; a module that restarts the
+    daemon puts the new one here.
+    """
+
+    env: Env
+    boxes: dict[str, SandboxControl]
+    daemon: subprocess.Popen[str]
+
+
+@contextmanager
+def module_stack(
+    sandboxes: Sandboxes,
+    root: Path,
+    *,
+    follow: bool = False,
+    hubspot_tokens: Sequence[str] = (),
+) -> Iterator[ModuleStack]:
+    """A `syncd run` daemon writing to all three CRM sandboxes, its credentials in the real
+    keyring, for a module's fixture.
+
+    ``follow`` turns follow mode on (``interval = "15m"``: no pass comes within a test);
+    ``hubspot_tokens`` are more tokens the HubSpot sandbox accepts besides the daemon's.
+    On the way out the daemon is stopped (it must exit 0) and the Pipedrive and Salesforce
+    credentials are taken out of the keyring again.
+    """
+    source = sandboxes.config["source"]
+    crm = sandboxes.config["crm"]
+    assert isinstance(source, dict)
+    assert isinstance(crm, dict)
+    boxes = {
+        "source": sandboxes.source,
+        "hubspot": sandboxes.hubspot,
+        "pipedrive": SandboxControl(crm["pipedrive"]["base_url"]),
+        "salesforce": SandboxControl(crm["salesforce"]["login_url"]),
+    }
+    sandboxes.reset()
+    for name in ("pipedrive", "salesforce"):
+        boxes[name].reset()
+    if hubspot_tokens:
+        boxes["hubspot"].set_tokens([HUBSPOT_TOKEN, *hubspot_tokens])
+    boxes["pipedrive"].set_tokens([PIPEDRIVE_TOKEN])
+    boxes["salesforce"].set_tokens([SALESFORCE_REFRESH])
+    dirs = ThrowawayDirs.make(root, (*DIRS, "data"))
+    config = dirs["config"] / "syncd" / "config.toml"
+    config.parent.mkdir()
+    tables: dict[str, dict[str, object]] = {"daemon": {"log_file": str(dirs["log"] / "syncd.log")}}
+    if follow:
+        tables["follow"] = {"enabled": True, "interval": "15m"}
+    tables |= {"source": source, **{f"crm.{name}": crm[name] for name in CRMS}}
+    config.write_text(toml_config(tables))
+    # The keyring daemon of the session keeps its files where the session said.
+    data = os.environ.get("XDG_DATA_HOME", str(dirs["data"]))
+    environ = dirs.environ(XDG_DATA_HOME=data, SYNCD_CONFIG=str(config))
+    env = Env(root, config, dirs["run"] / "syncd" / "syncd.sock", environ)
+    credentials = {
+        "source": SOURCE_TOKEN,
+        "hubspot": HUBSPOT_TOKEN,
+        "pipedrive": PIPEDRIVE_TOKEN,
+        "salesforce": json.dumps(
+            {
+                "client_id": SalesforceSandbox.CLIENT_ID,
+                "client_secret": SalesforceSandbox.CLIENT_SECRET,
+                "refresh_token": SALESFORCE_REFRESH,
+            }
+        ),
+    }
+    for name, credential in credentials.items():
+        stored = env.syncd("auth", "set", name, "--stdin", stdin=credential)
+        assert stored.returncode == 0, stored.stderr
+    stack = ModuleStack(env, boxes, env.start_daemon())
+    yield stack
+    assert env.stop_daemon(stack.daemon) == 0
+    for name in ("pipedrive", "salesforce"):  # the session's other tests know only two
+        env.syncd("auth", "remove", name)
+        boxes[name].close()

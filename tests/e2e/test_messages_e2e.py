@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import signal
 import time
@@ -40,15 +39,12 @@ import pytest
 from connectors.hubspot.client import HubSpotCRM
 from connectors.pipedrive.client import PipedriveCRM
 from connectors.salesforce.client import SalesforceCRM
-from connectors.salesforce.sandbox.app import SalesforceSandbox
 from rig.residue import scan
-from rig.runner import toml_config
 from rig.sandbox_control import SandboxControl
-from rig.stack import DIRS, ThrowawayDirs
 from sync.control.client import ControlClient
-from tests.e2e.conftest import HUBSPOT_TOKEN, SOURCE_TOKEN, Env, Sandboxes
+from tests.e2e.conftest import CRMS, Env, Sandboxes, module_stack
 from tests.e2e.test_relay_e2e import person, seed
-from tests.e2e.test_rights_e2e import CRMS, PIPEDRIVE_TOKEN, SALESFORCE_REFRESH, crm_lines
+from tests.e2e.test_rights_e2e import crm_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -328,65 +324,19 @@ def rig(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """A `syncd run` daemon with follow mode on, writing to all three CRM sandboxes, its
     credentials in the real keyring."""
     root = tmp_path_factory.mktemp("messages")
-    source = sandboxes.config["source"]
     crm = sandboxes.config["crm"]
-    assert isinstance(source, dict)
     assert isinstance(crm, dict)
-    boxes = {
-        "source": sandboxes.source,
-        "hubspot": sandboxes.hubspot,
-        "pipedrive": SandboxControl(crm["pipedrive"]["base_url"]),
-        "salesforce": SandboxControl(crm["salesforce"]["login_url"]),
-    }
-    sandboxes.reset()
-    for name in ("pipedrive", "salesforce"):
-        boxes[name].reset()
-    boxes["hubspot"].set_tokens([HUBSPOT_TOKEN, READER_TOKEN])
-    boxes["pipedrive"].set_tokens([PIPEDRIVE_TOKEN])
-    boxes["salesforce"].set_tokens([SALESFORCE_REFRESH])
-    dirs = ThrowawayDirs.make(root, (*DIRS, "data"))
-    config = dirs["config"] / "syncd" / "config.toml"
-    config.parent.mkdir()
-    tables = {
-        "daemon": {"log_file": str(dirs["log"] / "syncd.log")},
-        "follow": {"enabled": True, "interval": "15m"},
-        "source": source,
-        **{f"crm.{name}": crm[name] for name in CRMS},
-    }
-    config.write_text(toml_config(tables))
-    # The keyring daemon of the session keeps its files where the session said.
-    data = os.environ.get("XDG_DATA_HOME", str(dirs["data"]))
-    environ = dirs.environ(XDG_DATA_HOME=data, SYNCD_CONFIG=str(config))
-    env = Env(root, config, dirs["run"] / "syncd" / "syncd.sock", environ)
-    client_id, client_secret = SalesforceSandbox.CLIENT_ID, SalesforceSandbox.CLIENT_SECRET
-    credentials = {
-        "source": SOURCE_TOKEN,
-        "hubspot": HUBSPOT_TOKEN,
-        "pipedrive": PIPEDRIVE_TOKEN,
-        "salesforce": json.dumps(
-            {
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "refresh_token": SALESFORCE_REFRESH,
-            }
-        ),
-    }
-    for name, credential in credentials.items():
-        stored = env.syncd("auth", "set", name, "--stdin", stdin=credential)
-        assert stored.returncode == 0, stored.stderr
-    reader = httpx.Client(
-        base_url=str(crm["hubspot"]["base_url"]),
-        headers={"Authorization": f"Bearer {READER_TOKEN}"},
-        timeout=30,
-    )
-    rig = Rig(env, sandboxes, boxes, env.start_daemon(), reader)
-    yield rig
-    reader.close()
-    boxes["hubspot"].set_latency(0)
-    assert env.stop_daemon(rig.daemon) == 0
-    for name in ("pipedrive", "salesforce"):  # the session's other tests know only two
-        env.syncd("auth", "remove", name)
-        boxes[name].close()
+    with module_stack(sandboxes, root, follow=True, hubspot_tokens=[READER_TOKEN]) as stack:
+        reader = httpx.Client(
+            base_url=str(crm["hubspot"]["base_url"]),
+            headers={"Authorization": f"Bearer {READER_TOKEN}"},
+            timeout=30,
+        )
+        rig = Rig(stack.env, sandboxes, stack.boxes, stack.daemon, reader)
+        yield rig
+        reader.close()
+        stack.boxes["hubspot"].set_latency(0)
+        stack.daemon = rig.daemon  # the kill -9 test restarts it
 
 
 def assert_once(rig: Rig, ids: dict[str, Line], who: Person) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,20 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.salesforce.sandbox.app import SalesforceSandbox
 from rig.residue import scan
-from rig.runner import toml_config
 from rig.sandbox_control import SandboxControl
-from rig.stack import DIRS, ThrowawayDirs
-from tests.e2e.conftest import HUBSPOT_TOKEN, SOURCE_TOKEN, Env, Sandboxes
+from tests.e2e.conftest import CRMS, Env, Sandboxes, module_stack
 from tests.e2e.test_relay_e2e import person, seed
 from tests.unit.test_donotsync import encodings
 
 pytestmark = pytest.mark.e2e
 
-CRMS = ("hubspot", "pipedrive", "salesforce")
-PIPEDRIVE_TOKEN = "canary-pipedrive-token-5e1b7d3f9a"
-SALESFORCE_REFRESH = "canary-salesforce-refresh-8c2a6e4b0d"
 #: The outage a forget has to wait out: a few of the daemon's first retries, far inside
 #: its budget (sync.retry.RetryPolicy: 12 attempts, 180 s).
 OUTAGE_SECONDS = 1.5
@@ -217,56 +210,8 @@ def outage(box: SandboxControl, seconds: float) -> None:
 def rig(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     """A `syncd run` daemon on throwaway dirs, writing to all three CRM sandboxes, its
     credentials in the real keyring."""
-    root = tmp_path_factory.mktemp("rights")
-    source = sandboxes.config["source"]
-    crm = sandboxes.config["crm"]
-    assert isinstance(source, dict)
-    assert isinstance(crm, dict)
-    boxes = {
-        "source": sandboxes.source,
-        "hubspot": sandboxes.hubspot,
-        "pipedrive": SandboxControl(crm["pipedrive"]["base_url"]),
-        "salesforce": SandboxControl(crm["salesforce"]["login_url"]),
-    }
-    sandboxes.reset()
-    for name in ("pipedrive", "salesforce"):
-        boxes[name].reset()
-    boxes["pipedrive"].set_tokens([PIPEDRIVE_TOKEN])
-    boxes["salesforce"].set_tokens([SALESFORCE_REFRESH])
-    dirs = ThrowawayDirs.make(root, (*DIRS, "data"))
-    config = dirs["config"] / "syncd" / "config.toml"
-    config.parent.mkdir()
-    tables = {
-        "daemon": {"log_file": str(dirs["log"] / "syncd.log")},
-        "source": source,
-        **{f"crm.{name}": crm[name] for name in CRMS},
-    }
-    config.write_text(toml_config(tables))
-    data = os.environ.get("XDG_DATA_HOME", str(dirs["data"]))
-    environ = dirs.environ(XDG_DATA_HOME=data, SYNCD_CONFIG=str(config))
-    env = Env(root, config, dirs["run"] / "syncd" / "syncd.sock", environ)
-    salesforce = SalesforceSandbox.CLIENT_ID, SalesforceSandbox.CLIENT_SECRET
-    credentials = {
-        "source": SOURCE_TOKEN,
-        "hubspot": HUBSPOT_TOKEN,
-        "pipedrive": PIPEDRIVE_TOKEN,
-        "salesforce": json.dumps(
-            {
-                "client_id": salesforce[0],
-                "client_secret": salesforce[1],
-                "refresh_token": SALESFORCE_REFRESH,
-            }
-        ),
-    }
-    for name, credential in credentials.items():
-        stored = env.syncd("auth", "set", name, "--stdin", stdin=credential)
-        assert stored.returncode == 0, stored.stderr
-    daemon = env.start_daemon()
-    yield Rig(env, sandboxes, boxes)
-    assert env.stop_daemon(daemon) == 0
-    for name in ("pipedrive", "salesforce"):  # the session's other tests know only two
-        env.syncd("auth", "remove", name)
-        boxes[name].close()
+    with module_stack(sandboxes, tmp_path_factory.mktemp("rights")) as stack:
+        yield Rig(stack.env, sandboxes, stack.boxes)
 
 
 class TestForget:
