@@ -20,12 +20,11 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from connectors.base import Presence
+from connectors.base import Presence, TargetOutcome
 from sync.config import FollowConfig
 from sync.donotsync import DoNotSync
 from sync.errors import PrivacyRefusal, SyncdError
 from sync.instances import Instances
-from sync.messages import MessageRelay
 from sync.relay import Relay, failure
 
 log = structlog.get_logger("syncd.follow")
@@ -67,7 +66,7 @@ class Follower:
         self._blocked = blocked
         self._config = config
         self._sleep = sleep
-        self._messages = MessageRelay(instances)
+        self._messages = relay.messages
         self.last: FollowPass | None = None
 
     def status(self) -> dict[str, object] | None:
@@ -130,27 +129,15 @@ class Follower:
             outcome = failure(error)
             answer = {"outcome": "failed", "detail": outcome.detail, "reason": outcome.reason}
             return {name: dict(answer) for name in targets}
-        results: dict[str, dict[str, Any]] = {}
-
-        async def mark(name: str) -> None:
-            try:
-                crm = await self._instances.crm(name)
-                presence = await crm.set_follow(contact, follow)
-            except SyncdError as error:
-                outcome = await self._relay.crm_failed(name, error)
-                results[name] = {"outcome": "failed", "detail": outcome.detail}
-                return
-            except Exception as error:  # the last resort: a bug must not stop the daemon
-                outcome = self._relay.internal(name, error, doing=f"marking in {name}")
-                results[name] = {"outcome": "failed", "detail": outcome.detail}
-                return
-            self._relay.crm_answered(name)
-            results[name] = _flag_answer(presence, follow)
-
-        async with anyio.create_task_group() as tg:
-            for name in targets:
-                tg.start_soon(mark, name)
-        return {name: results[name] for name in targets}
+        marked = await self._relay.each_crm(
+            targets, lambda _, crm: crm.set_follow(contact, follow), doing="marking in"
+        )
+        return {
+            name: {"outcome": "failed", "detail": answer.detail, "reason": answer.reason}
+            if isinstance(answer, TargetOutcome)
+            else _flag_answer(answer, follow)
+            for name, answer in marked.items()
+        }
 
 
 def _flag_answer(presence: Presence, follow: bool) -> dict[str, Any]:

@@ -121,7 +121,7 @@ class MessageRelay:
         if not conversation:
             return Written()
         crm = await self._instances.crm(name)
-        limit = crm_limit(crm)
+        limit = crm.body_limit
         first = missing(conversation, held, limit)
         if not first:
             return Written()
@@ -156,14 +156,6 @@ class MessageRelay:
             exc_info=error,
         )
         return Written(error=f"internal error while writing messages to {name}; see the log")
-
-
-def crm_limit(crm: object) -> int:
-    """The longest activity body ``crm`` takes (its class's ``body_limit``)."""
-    limit = getattr(crm, "body_limit", None)
-    if not isinstance(limit, int) or limit < 64:
-        raise TypeError(f"{type(crm).__name__} declares no usable body_limit")
-    return limit
 
 
 def with_messages(outcome: TargetOutcome, written: Written | None) -> TargetOutcome:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from connectors.base import Contact, Person, TargetOutcome
+from connectors.base import CRM, Contact, Person, Presence, TargetOutcome
 from sync import privacy
 from sync.batcher import Batcher
 from sync.config import PrivacyConfig
@@ -30,6 +30,8 @@ from sync.retry import RERUNS
 from sync.state import CRMHealth, DaemonState, Selection
 
 log = structlog.get_logger("syncd.relay")
+
+T = TypeVar("T")
 
 #: How many times a batch whose write was not confirmed is run, from its matching step.
 UPSERT_ATTEMPTS = RERUNS
@@ -178,33 +180,45 @@ class Relay:
                 targets, _not_found(self.internal(SOURCE, error, doing="reading from the source"))
             )
         _note_health(self._state.source_health, None)
-        results: dict[str, dict[str, Any]] = {}
+        found = await self.each_crm(targets, lambda _, crm: crm.find(contact), doing="asking")
+        return {
+            name: _not_found(presence)
+            if isinstance(presence, TargetOutcome)
+            else _presence_json(presence)
+            for name, presence in found.items()
+        }
 
-        async def look(name: str) -> None:
+    async def each_crm(
+        self,
+        targets: tuple[str, ...],
+        call: Callable[[str, CRM], Awaitable[T]],
+        *,
+        doing: str,
+        selection_id: str | None = None,
+    ) -> dict[str, T | TargetOutcome]:
+        """``call(name, client)`` for each target CRM, concurrently, answered in ``targets``
+        order. What a CRM raises becomes that CRM's failed outcome (its health noted, a
+        rejected credential read again next time); an answer marks it healthy. Never raises
+        for a connector problem."""
+        results: dict[str, T | TargetOutcome] = {}
+
+        async def one(name: str) -> None:
             try:
                 crm = await self._instances.crm(name)
-                presence = await crm.find(contact)
+                results[name] = await call(name, crm)
             except SyncdError as error:
-                results[name] = _not_found(await self.crm_failed(name, error))
+                results[name] = await self.crm_failed(name, error)
                 return
             except Exception as error:  # the last resort: a bug must not stop the daemon
-                results[name] = _not_found(self.internal(name, error, doing=f"asking {name}"))
+                results[name] = self.internal(
+                    name, error, doing=f"{doing} {name}", selection_id=selection_id
+                )
                 return
             self.crm_answered(name)
-            answer: dict[str, Any] = {
-                "found": presence.found,
-                "id": presence.id,
-                "owner": presence.owner,
-                "url": presence.url,
-                "step": presence.step,
-            }
-            if presence.candidates:
-                answer["candidates"] = list(presence.candidates)
-            results[name] = answer
 
         async with anyio.create_task_group() as tg:
             for name in targets:
-                tg.start_soon(look, name)
+                tg.start_soon(one, name)
         return {name: results[name] for name in targets}
 
     async def read_contact(self, public_id: str) -> Contact:
@@ -292,6 +306,20 @@ class Relay:
             outcome=outcome.outcome,
             duration_ms=round((time.monotonic() - started) * 1000),
         )
+
+
+def _presence_json(presence: Presence) -> dict[str, Any]:
+    """`syncd check`'s answer for a CRM that answered."""
+    answer: dict[str, Any] = {
+        "found": presence.found,
+        "id": presence.id,
+        "owner": presence.owner,
+        "url": presence.url,
+        "step": presence.step,
+    }
+    if presence.candidates:
+        answer["candidates"] = list(presence.candidates)
+    return answer
 
 
 def _not_found(outcome: TargetOutcome) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import structlog
 
 from connectors.base import FIELDS, Contact, Erasure, Holding, TargetOutcome
@@ -91,31 +90,15 @@ class Rights:
     async def _erase_everywhere(
         self, selection: Selection, contact: Contact
     ) -> dict[str, TargetOutcome]:
-        results: dict[str, TargetOutcome] = {}
-
-        async def erase(name: str) -> None:
-            try:
-                results[name] = await self._erase(name, contact)
-            except SyncdError as error:
-                results[name] = await self._relay.crm_failed(name, error)
-                return
-            except Exception as error:  # the last resort: a bug must not stop the daemon
-                results[name] = self._relay.internal(
-                    name, error, doing=f"erasing in {name}", selection_id=selection.id
-                )
-                return
-            self._relay.crm_answered(name)
-            log.info(
-                "forget.done",
-                selection_id=selection.id,
-                crm=name,
-                outcome=results[name].outcome,
-            )
-
-        async with anyio.create_task_group() as tg:
-            for name in selection.targets:
-                tg.start_soon(erase, name)
-        return {name: results[name] for name in selection.targets}
+        erased = await self._relay.each_crm(
+            selection.targets,
+            lambda name, _: self._erase(name, contact),
+            doing="erasing in",
+            selection_id=selection.id,
+        )
+        for name, outcome in erased.items():
+            log.info("forget.done", selection_id=selection.id, crm=name, outcome=outcome.outcome)
+        return erased
 
     async def _erase(self, name: str, contact: Contact) -> TargetOutcome:
         """One CRM's erasure. A delete whose answer was lost is run again from the match,
@@ -150,26 +133,13 @@ class Rights:
             outcome = self._relay.internal(SOURCE, error, doing="reading from the source")
             return {"crms": dict.fromkeys(targets, _unanswered(outcome))}
         contact = self._relay.contact_of(person)
-        results: dict[str, dict[str, Any]] = {}
-
-        async def look(name: str) -> None:
-            try:
-                crm = await self._instances.crm(name)
-                held = await crm.export(contact)
-            except SyncdError as error:
-                results[name] = _unanswered(await self._relay.crm_failed(name, error))
-                return
-            except Exception as error:  # the last resort: a bug must not stop the daemon
-                results[name] = _unanswered(
-                    self._relay.internal(name, error, doing=f"asking {name}")
-                )
-                return
-            self._relay.crm_answered(name)
-            results[name] = holding_json(held)
-
-        async with anyio.create_task_group() as tg:
-            for name in targets:
-                tg.start_soon(look, name)
+        held = await self._relay.each_crm(
+            targets, lambda _, crm: crm.export(contact), doing="asking"
+        )
+        results = {
+            name: _unanswered(answer) if isinstance(answer, TargetOutcome) else holding_json(answer)
+            for name, answer in held.items()
+        }
         log.info("export.done", count=len(results))
         return {
             "source": {"type": self._instances.source_type, "profile_url": person.profile_url},
