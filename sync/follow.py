@@ -87,19 +87,19 @@ class Follower:
 
     async def run_pass(self) -> FollowPass:
         """One pass over every followed person; never raises for a connector problem."""
+        listed = await self._relay.each_crm(
+            tuple(self._instances.crm_names),
+            lambda _, crm: crm.followed(),
+            doing="listing followed people in",
+        )
         people: dict[str, dict[str, str]] = {}
         errors = 0
-        for name in self._instances.crm_names:
-            try:
-                crm = await self._instances.crm(name)
-                for record in await crm.followed():
-                    people.setdefault(record.public_id, {})[name] = record.id
-            except SyncdError as error:
+        for name, found in listed.items():
+            if isinstance(found, TargetOutcome):
                 errors += 1
-                await self._relay.crm_failed(name, error)
-            except Exception as error:  # the last resort: a bug must not stop the daemon
-                errors += 1
-                self._relay.internal(name, error, doing=f"listing followed people in {name}")
+                continue
+            for record in found:
+                people.setdefault(record.public_id, {})[name] = record.id
         written = checked = 0
         for public_id, records in people.items():
             if self._blocked.holds(public_id=public_id):
