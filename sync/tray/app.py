@@ -27,6 +27,8 @@ from sync.tray.model import Incidents, MenuEntry, View, fix_sentence, not_runnin
 from sync.tray.poll import CALL_TIMEOUT, Poller, fetch
 
 TITLE = "syncd"
+#: What pystray's X backend logs, with a traceback, each time no tray host is there yet.
+NOT_DOCKED = "Failed to dock icon"
 #: Seconds the icon's loop gets to end after a stop before its X connection is closed.
 STOP_GRACE = 3.0
 
@@ -87,6 +89,20 @@ def open_log(config_path: str | None, say: Callable[[str], None]) -> None:
         say(f"could not open the log; it is {where}")
 
 
+class QuietUndocked(logging.Filter):
+    """Drops pystray's "cannot dock" records: no tray host yet is expected (a panel that
+    starts after the tray at login), and the tray retries on every poll."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(NOT_DOCKED)
+
+
+def undocked(icon: Any) -> bool:
+    """True when pystray's X backend found no tray host to dock into (other backends
+    have no such state)."""
+    return getattr(icon, "_systray_manager", True) is None
+
+
 class Tray:
     """The icon, its menu, and the poller that owns every blocking call."""
 
@@ -99,6 +115,8 @@ class Tray:
         self.icon: Any = pystray.Icon(
             "syncd", draw("not_running"), self._view.tooltip, menu=pystray.Menu(self._items)
         )
+        self._gui_log: logging.Logger = getattr(self.icon, "_log", logging.getLogger("pystray"))
+        self._gui_log.addFilter(QuietUndocked())
         self._notifier = Notifier(self.icon)
         self._ended = threading.Event()
         self.poller = Poller(lambda: fetch(self._client), self._show, self._stop_icon)
@@ -127,7 +145,7 @@ class Tray:
         # misses its own window's destruction and waits on; closing the connection ends it.
         display = getattr(self.icon, "_display", None)
         if not self._ended.wait(STOP_GRACE) and display is not None:
-            logging.getLogger("pystray").disabled = True  # it would log the closed connection
+            self._gui_log.disabled = True  # it would log the closed connection
             display.close()
 
     def _setup(self, icon: Any) -> None:
@@ -138,7 +156,8 @@ class Tray:
         """Runs in the poller's thread: redraw only what changed, notify new incidents."""
         self._view = view
         drawn = (view.state, view.queue if view.state == "syncing" else 0)
-        if drawn != self._drawn:
+        if drawn != self._drawn or undocked(self.icon):
+            # A new picture also makes pystray look for a tray host again.
             self.icon.icon = draw(view.state, drawn[1])
             self._drawn = drawn
         if self.icon.title != view.tooltip:

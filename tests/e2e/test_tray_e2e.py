@@ -7,6 +7,7 @@ daemon: the icon's pixels on screen follow the daemon's state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ from PIL import Image
 
 from rig.stack import syncd_argv
 from sync.tray.icon import COLOURS
-from sync.tray.model import TrayState
+from sync.tray.model import IDLE_INTERVAL, TrayState
 from tests.e2e.conftest import Env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -55,10 +56,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def display() -> Iterator[str]:
-    """A fresh Xvfb with trayer docked at its top left; the DISPLAY value."""
-    xvfb, trayer = shutil.which("Xvfb"), shutil.which("trayer")
-    if xvfb is None or trayer is None:
+def screen() -> Iterator[str]:
+    """A fresh Xvfb with no tray host yet; the DISPLAY value."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None or shutil.which("trayer") is None:
         pytest.skip("Xvfb and trayer are needed (scripts/test.sh installs them)")
     name = f":{_free_display()}"
     server = subprocess.Popen(
@@ -73,20 +74,48 @@ def display() -> Iterator[str]:
             time.sleep(0.05)
         if not socket.exists():
             pytest.skip(f"Xvfb could not be started on {name}")
-        environ = {**os.environ, "DISPLAY": name}
-        host = subprocess.Popen(
-            [trayer, *TRAYER, "--SetDockType", "true"],
-            env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.5)  # trayer takes the tray selection
-            yield name
-        finally:
-            _stop(host)
+        yield name
     finally:
         _stop(server)
+
+
+def tray_host_owner(display: str) -> int:
+    """The window owning the tray selection of screen 0 (0: no tray host)."""
+    from Xlib.display import Display
+
+    connection = Display(display)
+    try:
+        owner = connection.get_selection_owner(connection.intern_atom("_NET_SYSTEM_TRAY_S0"))
+        return int(getattr(owner, "id", owner))
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def tray_host(display: str) -> Iterator[None]:
+    """trayer docked at the top left of ``display``, once it owns the tray selection."""
+    host = subprocess.Popen(
+        [str(shutil.which("trayer")), *TRAYER, "--SetDockType", "true"],
+        env={**os.environ, "DISPLAY": display},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while tray_host_owner(display) == 0:
+            if host.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"trayer did not take the tray selection (exit {host.poll()})")
+            time.sleep(0.05)
+        yield
+    finally:
+        _stop(host)
+
+
+@pytest.fixture
+def display(screen: str) -> Iterator[str]:
+    """A fresh Xvfb with trayer docked at its top left; the DISPLAY value."""
+    with tray_host(screen):
+        yield screen
 
 
 def screenshot(display: str) -> Image.Image:
@@ -142,6 +171,25 @@ def keep(image: Image.Image, state: str) -> None:
     corner.save(Path(folder) / f"tray-{state}.png", optimize=True)
 
 
+def start_tray(env: Env, display: str) -> subprocess.Popen[str]:
+    """`syncd tray` on ``display`` with pystray's X backend."""
+    return subprocess.Popen(
+        syncd_argv("tray"),
+        env={**env.environ, "DISPLAY": display, "PYSTRAY_BACKEND": "xorg"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def end_tray(tray: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM the tray; its exit code and everything it printed."""
+    if tray.poll() is None:
+        tray.send_signal(signal.SIGTERM)
+    out, err = tray.communicate(timeout=30)
+    return tray.returncode, out + err
+
+
 class TestTrayOnScreen:
     """The real tray, drawn by a real X server, follows the real daemon."""
 
@@ -149,13 +197,7 @@ class TestTrayOnScreen:
         """Idle is green, paused amber, resumed green again, a stopped daemon grey; the tray
         then quits on SIGTERM with exit 0 and no traceback."""
         daemon = env.start_daemon()
-        tray = subprocess.Popen(
-            syncd_argv("tray"),
-            env={**env.environ, "DISPLAY": display, "PYSTRAY_BACKEND": "xorg"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        tray = start_tray(env, display)
         try:
             keep(wait_for(display, "idle"), "idle")
             assert env.syncd("pause").returncode == 0
@@ -165,8 +207,25 @@ class TestTrayOnScreen:
             assert env.stop_daemon(daemon) == 0
             keep(wait_for(display, "not_running"), "not-running")
         finally:
-            if tray.poll() is None:
-                tray.send_signal(signal.SIGTERM)
-            out, err = tray.communicate(timeout=30)
-        assert tray.returncode == 0, err
-        assert "Traceback" not in out + err
+            code, printed = end_tray(tray)
+        assert code == 0, printed
+        assert "Traceback" not in printed
+
+    def test_a_tray_host_that_comes_later_still_gets_the_icon(self, env: Env, screen: str) -> None:
+        """At login the panel may start after `syncd tray`: the icon docks once a tray host
+        appears, though the daemon's state never changed, and nothing is printed meanwhile."""
+        env.start_daemon()
+        tray = start_tray(env, screen)
+        try:
+            # A few polls with no tray host: the tray waits, quietly (there is no event to
+            # await for "nothing happened").
+            time.sleep(IDLE_INTERVAL * 2 + 1)
+            assert tray.poll() is None
+            assert shown_state(screenshot(screen)) is None
+            with tray_host(screen):
+                wait_for(screen, "idle")
+        finally:
+            code, printed = end_tray(tray)
+        assert code == 0, printed
+        assert "Traceback" not in printed, printed
+        assert "dock" not in printed, printed
