@@ -5,6 +5,11 @@ outcome) with every sandbox answering at once, then with the injected latency: t
 difference over the latency is how many sequential round trips are on the critical path;
 the instant time less `syncd status` (the same CLI and socket round trip, no relay) is what
 syncd adds beyond the sandboxes (an upper bound: it includes their own handling).
+
+Adds start :data:`SPACING` apart, as a person adds people one at a time: each finds the
+CRMs' windows as a lone add would. Back to back they would measure the vendors' search
+limits instead (HubSpot allows 5 searches a second, a new person takes two), which is the
+bulk scenario's business.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from connectors.linkedin.sandbox.samples import generated_people
 from rig.stack import Stack, syncd_argv, throwaway_stack
 
 FIRST = 1000
+#: Seconds from the start of one add to the start of the next: one search window.
+SPACING = 1.0
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -60,13 +67,15 @@ class Interactive:
         return (self.latent_p50 - self.instant_p50) / (self.latency_ms / 1000)
 
 
-async def _adds(stack: Stack, ids: list[str]) -> list[float]:
+async def _adds(stack: Stack, ids: list[str], spacing: float = 0.0) -> list[float]:
     times = []
     for public_id in ids:
+        started = time.perf_counter()
         output, code, seconds = await stack.cli("add-contact", public_id)
         if code != 0:
             raise SystemExit(f"`syncd add-contact` exited {code}: {output.strip()[-300:]}")
         times.append(seconds)
+        await anyio.sleep(max(0.0, started + spacing - time.perf_counter()))
     return times
 
 
@@ -91,7 +100,7 @@ def importtime(stack: Stack, top: int = 8) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda row: -row[1])[:top]
 
 
-async def measure(root: Path, runs: int, latency_ms: int) -> Interactive:
+async def measure(root: Path, runs: int, latency_ms: int, spacing: float = SPACING) -> Interactive:
     """``runs`` adds of new people instant, ``runs`` with latency, and the CLI's floor."""
     async with throwaway_stack(root) as stack:
         source = stack.source.as_source
@@ -100,10 +109,10 @@ async def measure(root: Path, runs: int, latency_ms: int) -> Interactive:
         source.add_people(people)
         ids = [p["profile"]["publicId"] for p in people]
         await _adds(stack, ids[:2])  # first contact with each CRM (fields, tokens) aside
-        instant = await _adds(stack, ids[2:runs])
+        instant = await _adds(stack, ids[2:runs], spacing)
         for sb in stack.running.values():
             sb.sandbox.core.latency_ms = latency_ms
-        latent = await _adds(stack, ids[runs : 2 * runs])
+        latent = await _adds(stack, ids[runs : 2 * runs], spacing)
         for sb in stack.running.values():
             sb.sandbox.core.latency_ms = 0
         bare, status, no_wait = [], [], []

@@ -120,6 +120,8 @@ class MemoryCRM(_Service):
         self.following: set[str] = set()
         #: Activities per add_messages call at most (a "batch"), to test batch boundaries.
         self.batch = 100
+        #: How many contacts each upsert_contacts call carried, in order.
+        self.upsert_sizes: list[int] = []
         #: When set, add_messages raises ActivitiesRefused (a credential without the scope).
         self.refuse_activities = False
         self._lost_activity_writes = 0
@@ -185,6 +187,7 @@ class MemoryCRMClient:
     async def upsert_contacts(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
         """Create or update each contact; a lost write is applied before its answer is lost."""
         await self._admit("upsert_contacts")
+        self._service.upsert_sizes.append(len(contacts))
         outcomes = [self._service._upsert(contact) for contact in contacts]
         if self._service._lose_this_write():
             instance = self._service.instance

@@ -38,7 +38,11 @@ log = structlog.get_logger("syncd.daemon")
 
 #: Selections accepted but not yet taken by a worker; beyond it, POST waits (backpressure).
 QUEUE_LIMIT = 1000
-WORKERS = 32
+#: Selections relayed at once. A selection holds its worker until every CRM answered, so
+#: this bounds how full a batch can get: enough for the largest batch (Salesforce's 200)
+#: while the next ones are read from the source (those reads are capped apart, by
+#: ``sync.relay.SOURCE_READS``). A crash counts against each of them (sync/journal.py).
+WORKERS = 256
 #: How long SIGTERM lets in-flight selections finish before the rest is left to the journal.
 DRAIN_SECONDS = 10.0
 

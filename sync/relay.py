@@ -38,6 +38,9 @@ UPSERT_ATTEMPTS = RERUNS
 #: How long a batch that is not full waits for more of a backlog (a bulk import) before it
 #: goes: a lone selection never waits (sync/batcher.py).
 LINGER = 1.0
+#: Profiles read from the source at once (the source paces itself further by its own
+#: rate-limit headers); the daemon's other workers wait for their CRMs' batches.
+SOURCE_READS = 32
 #: The source's instance name: its keyring username, and its name in retry events.
 SOURCE = "source"
 
@@ -101,6 +104,7 @@ class Relay:
         #: The do-not-sync list: a person on it is refused before the source is asked.
         self.blocked = blocked
         self.messages = MessageRelay(instances)
+        self._source_reads = anyio.CapacityLimiter(SOURCE_READS)
         self._batchers = {
             name: Batcher(
                 partial(self._upsert, name),
@@ -236,7 +240,8 @@ class Relay:
     async def read_person(self, public_id: str) -> Person:
         """The profile from the source, whatever the lists and rules say (callers apply them)."""
         source = await self._instances.source()
-        person = await source.fetch_person(public_id)
+        async with self._source_reads:
+            person = await source.fetch_person(public_id)
         _note_health(self._state.source_health, None)
         return person
 

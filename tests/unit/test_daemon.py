@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sync.relay import SOURCE_READS
 from tests.inprocess import CRMS, Machine
 
 
@@ -82,3 +83,29 @@ class TestLifecycle:
             assert running.handle.state.pending() == 0
         assert await machine.journal_pending() == 0
         assert not machine.crms["pipedrive"].records
+
+
+class TestBulk:
+    """A long backlog leaves in full batches."""
+
+    async def test_a_backlog_fills_batches_beyond_the_source_reads_in_flight(
+        self, tmp_path: Path
+    ) -> None:
+        """250 people queued while paused reach each CRM in batches of up to 100 (the memory
+        CRM's size): more than the profiles read from the source at once, so a selection
+        waiting for its CRM's batch does not hold back the next source read."""
+        machine = Machine.make(tmp_path, people=250)
+        async with machine.daemon() as running:
+            await running.call(running.client.call, "POST", "/v1/pause")
+            refs = [f"person-{n}" for n in range(250)]
+            ids = [
+                s["id"]
+                for s in (await running.call(running.client.add, refs, None, False))["selections"]
+            ]
+            await running.call(running.client.call, "POST", "/v1/resume")
+            for selection in ids:
+                assert (await running.outcome(selection))["state"] == "done"
+        for crm in machine.crms.values():
+            assert sum(crm.upsert_sizes) == 250
+            assert max(crm.upsert_sizes) == 100, crm.upsert_sizes
+            assert max(crm.upsert_sizes) > SOURCE_READS
