@@ -182,9 +182,11 @@ def table(r: Results) -> str:
         f"   instant CRMs p50/p95 {a.instant_p50 * 1000:.0f}/{a.instant_p95 * 1000:.0f} ms; "
         f"{a.latency_ms} ms per request p50/p95 {a.latent_p50 * 1000:.0f}/"
         f"{a.latent_p95 * 1000:.0f} ms",
-        f"   overhead beyond `syncd status` p50 {a.overhead_ms:.0f} ms; "
+        f"   syncd's own time beyond `syncd status` and the sandboxes' answering p50 "
+        f"{a.overhead_ms:.0f} ms; "
         f"round trips deep {a.depth:.1f}"
-        if a.latency_ms else f"   overhead beyond `syncd status` p50 {a.overhead_ms:.0f} ms",
+        if a.latency_ms else f"   syncd's own time beyond `syncd status` and the sandboxes' "
+        f"answering p50 {a.overhead_ms:.0f} ms",
         "3. CLI wall time (median)",
         f"   python -c pass {a.bare_p50 * 1000:.0f} ms; status {a.status_p50 * 1000:.0f} ms "
         f"({a.status_ratio:.2f}x); add-contact --no-wait {a.no_wait_p50 * 1000:.0f} ms "

@@ -67,7 +67,11 @@ class RecordedRequest:
     query: str
     status: int
     header_names: tuple[str, ...]
+    #: When the answer was complete (epoch seconds).
     at: float
+    #: When the sandbox took the request up (epoch seconds): ``at - started`` is the time
+    #: it spent answering, injected latency included.
+    started: float = 0.0
 
 
 @dataclass(slots=True)
@@ -429,6 +433,7 @@ class _SandboxApp:
 
         core.in_flight += 1
         core.peak_in_flight = max(core.peak_in_flight, core.in_flight)
+        started = time.time()
         try:
             await self._answer(scope, receive, recording_send, net_fault)
         finally:
@@ -440,6 +445,7 @@ class _SandboxApp:
             status=status_seen,
             header_names=tuple(sorted({k.decode("latin-1").lower() for k, _ in scope["headers"]})),
             at=time.time(),
+            started=started,
         )
         core.requests.append(record)
         if core.allowed_methods is not None and record.method not in core.allowed_methods:

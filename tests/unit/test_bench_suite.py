@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from bench.interactive import answering
 from bench.suite import SMOKE, run_suite, summary, table
+from rig.sandbox import RecordedRequest
 
 #: The keys issue 13 asks `python -m bench --quick --json` for.
 REQUIRED = (
@@ -41,3 +43,21 @@ class TestSmallestSuite:
                 assert _is_number(figures[key]), key
         assert figures["requests_per_person"]["hubspot"] > 0
         assert "1. bulk" in table(results)
+
+
+def _request(started: float, at: float) -> RecordedRequest:
+    return RecordedRequest("GET", "/", "", 200, (), at=at, started=started)
+
+
+class TestAnswering:
+    """The sandboxes' answering time of one add: overlapping requests count once."""
+
+    def test_overlaps_count_once_and_gaps_not_at_all(self) -> None:
+        records = [_request(0.0, 1.0), _request(0.5, 1.5), _request(3.0, 3.25)]
+        assert answering(records) == pytest.approx(1.75)
+
+    def test_a_request_inside_another_adds_nothing(self) -> None:
+        assert answering([_request(2.0, 2.5), _request(0.0, 4.0)]) == pytest.approx(4.0)
+
+    def test_nothing_answered_is_zero(self) -> None:
+        assert answering([]) == 0.0
