@@ -25,6 +25,7 @@ from sync.errors import SyncdError
 from sync.tray.icon import draw
 from sync.tray.model import Incidents, MenuEntry, View, fix_sentence, not_running
 from sync.tray.poll import CALL_TIMEOUT, Poller, fetch
+from sync.tray.xwake import install
 
 TITLE = "syncd"
 #: What pystray's X backend logs, with a traceback, each time no tray host is there yet.
@@ -115,6 +116,9 @@ class Tray:
         self.icon: Any = pystray.Icon(
             "syncd", draw("not_running"), self._view.tooltip, menu=pystray.Menu(self._items)
         )
+        #: pystray's X backend: icon changes from our threads reach its loop over a
+        #: connection of their own (sync/tray/xwake.py); None with other backends.
+        self._waker = install(self.icon)
         self._gui_log: logging.Logger = getattr(self.icon, "_log", logging.getLogger("pystray"))
         self._gui_log.addFilter(QuietUndocked())
         self._notifier = Notifier(self.icon)
@@ -129,6 +133,8 @@ class Tray:
             finally:
                 self._ended.set()
                 joined = self.poller.stop()
+                if self._waker is not None:
+                    self._waker.close()
         if not joined:
             print("syncd: the tray's poller did not stop in time", file=sys.stderr)
             return 1

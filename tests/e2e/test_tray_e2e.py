@@ -148,17 +148,27 @@ def shown_state(image: Image.Image) -> TrayState | None:
     return best if counts[best] >= 20 else None
 
 
-def wait_for(display: str, state: TrayState, timeout: float = 20.0) -> Image.Image:
-    """Screenshots until the tray shows ``state``; the last one."""
+def wait_for(
+    display: str, state: TrayState, tray: subprocess.Popen[str], timeout: float = 20.0
+) -> Image.Image:
+    """Screenshots until the tray shows ``state``; the last one. A failure says what the
+    tray corner held and what the tray printed."""
     deadline = time.monotonic() + timeout
     seen: TrayState | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and tray.poll() is None:
         image = screenshot(display)
         seen = shown_state(image)
         if seen == state:
             return image
         time.sleep(0.25)
-    pytest.fail(f"the tray showed {seen} instead of {state} after {timeout:.0f} s")
+    corner = screenshot(display).crop(TRAY_AREA)
+    colours = sorted(corner.getcolors(maxcolors=corner.width * corner.height) or [], reverse=True)
+    code, printed = end_tray(tray)
+    pytest.fail(
+        f"the tray showed {seen} instead of {state} within {timeout:.0f} s; the corner's "
+        f"colours (count, rgb): {colours[:5]}; tray host owner {tray_host_owner(display):#x}; "
+        f"the tray exited {code} after printing: {printed[-9000:]!r}"
+    )
 
 
 def keep(image: Image.Image, state: str) -> None:
@@ -186,6 +196,8 @@ def end_tray(tray: subprocess.Popen[str]) -> tuple[int, str]:
     """SIGTERM the tray; its exit code and everything it printed."""
     if tray.poll() is None:
         tray.send_signal(signal.SIGTERM)
+    if tray.stdout is None or tray.stdout.closed:  # ended already, by a failed wait_for
+        return tray.wait(timeout=30), ""
     out, err = tray.communicate(timeout=30)
     return tray.returncode, out + err
 
@@ -199,13 +211,13 @@ class TestTrayOnScreen:
         daemon = env.start_daemon()
         tray = start_tray(env, display)
         try:
-            keep(wait_for(display, "idle"), "idle")
+            keep(wait_for(display, "idle", tray), "idle")
             assert env.syncd("pause").returncode == 0
-            keep(wait_for(display, "paused"), "paused")
+            keep(wait_for(display, "paused", tray), "paused")
             assert env.syncd("resume").returncode == 0
-            wait_for(display, "idle")
+            wait_for(display, "idle", tray)
             assert env.stop_daemon(daemon) == 0
-            keep(wait_for(display, "not_running"), "not-running")
+            keep(wait_for(display, "not_running", tray), "not-running")
         finally:
             code, printed = end_tray(tray)
         assert code == 0, printed
@@ -223,7 +235,7 @@ class TestTrayOnScreen:
             assert tray.poll() is None
             assert shown_state(screenshot(screen)) is None
             with tray_host(screen):
-                wait_for(screen, "idle")
+                wait_for(screen, "idle", tray)
         finally:
             code, printed = end_tray(tray)
         assert code == 0, printed
