@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Mapping, Sequence
+from functools import partial
 from typing import ClassVar
 
 import httpx
 
+from connectors._concurrent import both
 from connectors._http import json_object
 from connectors._ratelimit import Layered, Limiter
 from connectors._session import Session, Vendor
@@ -57,6 +59,7 @@ from connectors.hubspot.mapping import (
     LINKEDIN_PROPERTY,
     READ_PROPERTIES,
     SYNCED_AT_PROPERTY,
+    SimplePublicObject,
     canonical,
     synced_at_now,
     to_fields,
@@ -356,7 +359,8 @@ class HubSpotCRM:
 
     async def _upsert(self, contacts: Sequence[Contact]) -> list[TargetOutcome]:
         desired = [canonical(c.fields) for c in contacts]
-        pool = [candidate(r) for r in await self._lookup.candidates(contacts, strict=self._strict)]
+        found, searched = await self._candidates_and_companies(contacts, desired)
+        pool = [candidate(r) for r in found]
         outcomes: dict[int, TargetOutcome] = {}
         updates: dict[int, tuple[str, dict[str, str]]] = {}
         creates: list[int] = []
@@ -379,15 +383,33 @@ class HubSpotCRM:
                     updates[i] = (verdict.record.id, plan)
         companies = await self._company_ids(
             [desired[i].get("company") for i in creates]
-            + [desired[i].get("company") for i, (_, w) in updates.items() if "company" in w]
+            + [desired[i].get("company") for i, (_, w) in updates.items() if "company" in w],
+            searched,
         )
         outcomes |= await self._create(contacts, desired, creates, companies)
         outcomes |= await self._update(updates, companies)
         return [outcomes[i] for i in range(len(contacts))]
 
-    async def _company_ids(self, names: Sequence[str | None]) -> dict[str, str]:
+    async def _candidates_and_companies(
+        self, contacts: Sequence[Contact], desired: Sequence[Mapping[str, str]]
+    ) -> tuple[list[SimplePublicObject], frozenset[str]]:
+        """The candidate records, and for a lone person the company names already looked up
+        alongside them (the company search waits for nothing: one round trip less)."""
+        if len(contacts) != 1:
+            return await self._lookup.candidates(contacts, strict=self._strict), frozenset()
+        names = [n for d in desired if (n := d.get("company"))]
+        return await both(
+            partial(self._lookup.candidates, contacts, strict=self._strict),
+            partial(self._companies.find, names),
+        )
+
+    async def _company_ids(
+        self, names: Sequence[str | None], searched: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
         """Company ids by name, found or created (see :mod:`connectors.hubspot.companies`)."""
-        return await self._companies.ids_of([n for n in dict.fromkeys(names) if n])
+        return await self._companies.ids_of(
+            [n for n in dict.fromkeys(names) if n], searched=searched
+        )
 
     def _plan(
         self, contact: Contact, desired: Mapping[str, str], record: Candidate

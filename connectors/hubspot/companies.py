@@ -44,14 +44,27 @@ class Companies:
         self._call = call
         self._ids: dict[str, str] = {}
 
-    async def ids_of(self, names: Sequence[str]) -> dict[str, str]:
-        """Company ids by name (as given), found by one search per 100 names and created in
-        one batch per 100 missing; a name HubSpot refuses is left out (its person is still
-        written, unlinked)."""
+    async def find(self, names: Sequence[str]) -> frozenset[str]:
+        """Look up the names not known yet, by one search per 100, creating nothing; the
+        names searched (found or not), to hand to :meth:`ids_of` as ``searched``."""
         wanted = {_key(n): n.strip() for n in names if n.strip()}
         missing = [k for k in wanted if k not in self._ids]
         for start in range(0, len(missing), BATCH):
             self._ids |= await self._search([wanted[k] for k in missing[start : start + BATCH]])
+        return frozenset(missing)
+
+    async def ids_of(
+        self, names: Sequence[str], *, searched: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
+        """Company ids by name (as given), found by one search per 100 names and created in
+        one batch per 100 missing; a name HubSpot refuses is left out (its person is still
+        written, unlinked). Names :meth:`find` just ``searched`` for are not searched again."""
+        wanted = {_key(n): n.strip() for n in names if n.strip()}
+        missing = [k for k in wanted if k not in self._ids]
+        unsearched = [k for k in missing if k not in searched]
+        for start in range(0, len(unsearched), BATCH):
+            chunk = unsearched[start : start + BATCH]
+            self._ids |= await self._search([wanted[k] for k in chunk])
         new = [k for k in missing if k not in self._ids]
         for start in range(0, len(new), BATCH):
             inputs = [{"properties": {"name": wanted[k]}} for k in new[start : start + BATCH]]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import ClassVar, cast
 
 import httpx
 
+from connectors._concurrent import both
 from connectors._http import classify_response, json_object
 from connectors._session import Session, Vendor
 from connectors.base import ConnectorSettings, Message, Person
@@ -140,10 +142,13 @@ class LinkedInSource:
     async def fetch_person(self, public_id: str) -> Person:
         """The profile and shared contact info of one person."""
         self._check_ref(public_id)
-        response = await self._get(f"/v1/profiles/{public_id}")
+        # Both reads at once: one round trip. A 404 of the contact info means the person
+        # shares nothing with the member, not that they are gone.
+        response, shared = await both(
+            partial(self._get, f"/v1/profiles/{public_id}"),
+            partial(self._get, f"/v1/profiles/{public_id}/contact-info", ok=(200, 404)),
+        )
         profile = cast(Profile, json_object(self._connector, response))
-        # A 404 here means the person shares nothing with the member, not that they are gone.
-        shared = await self._get(f"/v1/profiles/{public_id}/contact-info", ok=(200, 404))
         contact: ContactInfo | None = None
         if shared.status_code == 200:
             contact = cast(ContactInfo, json_object(self._connector, shared))
