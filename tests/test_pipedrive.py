@@ -728,7 +728,10 @@ class TestRateLimits:
         await crm.aclose()
         assert caught.value.status == 429
         assert clock.waits == []
-        assert [r.status for r in sandbox.core.requests if r.status == 429] == [429]
+        # Nothing retried: each refused request was sent once (a lone add refreshes persons
+        # and organisations side by side, so both may be refused).
+        refused = [r.path for r in sandbox.core.requests if r.status == 429]
+        assert 1 <= len(refused) == len(set(refused)) <= 2
         assert sandbox.core.requests[-1].status == 429
 
 

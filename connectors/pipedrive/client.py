@@ -29,11 +29,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
+from connectors._concurrent import both
 from connectors._ratelimit import Layered, Limiter
 from connectors._session import Session, Vendor, in_header
 from connectors.base import (
@@ -169,7 +171,12 @@ class PipedriveCRM:
         listed = False
         if directory.complete or self._building or not directory.started:
             try:
-                listed = await directory.ready(fields, pages=pages)
+                if len(contacts) == 1:  # a lone add: the organisations' refresh alongside
+                    listed, _ = await both(
+                        partial(directory.ready, fields, pages=pages), self._orgs.warm
+                    )
+                else:
+                    listed = await directory.ready(fields, pages=pages)
             except RecordRejected:  # a listing refused: each person is searched instead
                 listed = False
         records: dict[int, Person] = {}

@@ -14,6 +14,7 @@ https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting (token costs).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +24,7 @@ from connectors._ratelimit import Limiter
 from connectors._session import Session
 from connectors.pipedrive.errors import envelope
 from connectors.pipedrive.mapping import search_items
-from sync.errors import FatalConnectorError
+from sync.errors import FatalConnectorError, RecordRejected
 
 ORGANIZATIONS = "/api/v2/organizations"
 #: Organizations per listing page (the most ``GET /api/v2/organizations`` answers).
@@ -63,6 +64,15 @@ class Organizations:
         self._ids = {k: v for k, v in self._ids.items() if v is not None}
         self._budget = pages
         self._fresh = False
+
+    async def warm(self) -> None:
+        """Bring the listing up to date now, as the first :meth:`id` of this call would (so
+        it can run alongside other reads). A refused listing is left for that :meth:`id` to
+        meet (it falls back to a search for its person); what stops the whole call (auth,
+        the day's budget, retries run out) is raised here."""
+        async with self._lock:
+            with contextlib.suppress(RecordRejected):
+                await self._listing()
 
     async def id(self, name: str, *, create: bool) -> int | None:
         """The id of the organization named ``name`` (exactly, any case); made if missing

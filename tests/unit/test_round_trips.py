@@ -7,6 +7,7 @@ before the other's answer was complete (their answering spans overlap).
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 
 from connectors._concurrent import both, gather
@@ -16,6 +17,8 @@ from connectors.hubspot.client import HubSpotCRM
 from connectors.hubspot.sandbox.app import HubSpotSandbox
 from connectors.linkedin.client import LinkedInSource
 from connectors.linkedin.sandbox.app import LinkedInSandbox
+from connectors.pipedrive.client import PipedriveCRM
+from connectors.pipedrive.sandbox.app import PipedriveSandbox
 from rig.sandbox import RecordedRequest
 from tests.doubles import RecordingTransport
 
@@ -76,6 +79,31 @@ class TestHubSpotLoneAdd:
         await crm.aclose()
         assert {o.outcome for o in outcomes} == {"unchanged"}
         assert len(wire.sent) == 1
+
+
+class TestPipedriveLoneAdd:
+    async def test_the_person_and_organisation_refreshes_go_side_by_side(self) -> None:
+        """A new lone person once the listings exist: persons and organisations refreshed
+        side by side, then the organisation and the person created: three round trips."""
+        sandbox = PipedriveSandbox(tokens=[TOKEN])
+        base = "http://sandbox.test"
+        settings = ConnectorSettings("pipedrive", "pipedrive", base, options={"oauth_url": base})
+        crm = PipedriveCRM(settings, TOKEN, transport=httpx.ASGITransport(app=sandbox.app))
+        await crm.upsert_contacts([person(1)])  # fields made, listings started
+        await crm.upsert_contacts([person(2)])
+        sandbox.core.latency_ms = LATENCY_MS
+        seen = len(sandbox.core.requests)
+        (outcome,) = await crm.upsert_contacts([person(3)])
+        await crm.aclose()
+        assert outcome.outcome == "created"
+        sent = sandbox.core.requests[seen:]
+        assert [(r.method, r.path) for r in sent[2:]] == [
+            ("POST", "/api/v2/organizations"),
+            ("POST", "/api/v2/persons"),
+        ]
+        refreshes = sent[:2]
+        assert {r.path for r in refreshes} == {"/api/v2/persons", "/api/v2/organizations"}
+        assert side_by_side(refreshes)
 
 
 class TestSourceRead:
