@@ -12,9 +12,6 @@ INFO = ConnectorInfo(
     client="connectors.pipedrive.client:PipedriveCRM",
     sandbox="connectors.pipedrive.sandbox.app:PipedriveSandbox",
     default_base_url="https://yourcompany.pipedrive.com",
-    # No batch write: a batch shares one refresh of the person directory and reads its
-    # candidates 100 ids a call, so a bigger one costs an unchanged person less.
-    batch_size=200,
     credential=(
         "your personal API token (Personal preferences > API), or OAuth JSON "
         "{client_id, client_secret, refresh_token}"
