@@ -169,6 +169,9 @@ class SharedWindow:
         self._clock = clock
         self._sleep = sleep
         self._mine: deque[float] = deque()  # when each of our answers arrived
+        #: Our requests sent and not answered yet: the app's window counts them already
+        #: (a lone add sends several side by side), so they are not the others' use.
+        self._out = 0
         self._not_before = 0.0
         #: Our part of what the app's window last held (1.0: alone).
         self.share = 1.0
@@ -185,7 +188,11 @@ class SharedWindow:
                 self.waits.append(wait)
                 await self._sleep(wait)
         async with self.own.slot():
-            yield
+            self._out += 1
+            try:
+                yield
+            finally:
+                self._out -= 1
 
     def observe(self, response: httpx.Response) -> None:
         """Correct our window, and set the pause before our next request."""
@@ -202,7 +209,8 @@ class SharedWindow:
             return
         remaining = max(0, info.remaining)
         used = limit - remaining
-        others = used - len(self._mine)
+        # This answer's request is in _mine now; the rest of ours in flight are counted too.
+        others = used - len(self._mine) - max(0, self._out - 1)
         self.share = 1.0 if others <= 0 else len(self._mine) / max(used, 1)
         if others <= 0 and response.status_code != 429:
             return  # alone: our own count is exact

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from contextlib import AsyncExitStack
 
 import anyio
 import httpx
@@ -103,6 +104,23 @@ class TestSharedWindow:
             async with window.slot():
                 window.observe(answer(100 - used))
         assert window.waits == []
+
+    async def test_our_own_requests_side_by_side_are_not_others(self) -> None:
+        """Four requests of ours in flight at once (a lone add's lookups): the window counts
+        all four before the first answer arrives, and that is no reason to pause."""
+        clock = FakeClock()
+        window = SharedWindow(clock=clock.monotonic, sleep=clock.sleep)
+        async with window.slot():  # the first answer tells the limits (one at a time till then)
+            window.observe(answer(99))
+        async with AsyncExitStack() as stack:
+            for _ in range(4):
+                await stack.enter_async_context(window.slot())
+            for _ in range(4):
+                window.observe(answer(95))  # the server counted all four on arrival
+        async with window.slot():
+            pass
+        assert window.waits == []
+        assert window.share == 1.0
 
     async def test_others_filling_the_window_slow_it_down(self) -> None:
         """With others' requests in the window, pauses grow as the remaining count falls,
