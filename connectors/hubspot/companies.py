@@ -59,13 +59,9 @@ class Companies:
         """Company ids by name (as given), found by one search per 100 names and created in
         one batch per 100 missing; a name HubSpot refuses is left out (its person is still
         written, unlinked). Names :meth:`find` just ``searched`` for are not searched again."""
+        await self.find([n for n in names if _key(n) not in searched])
         wanted = {_key(n): n.strip() for n in names if n.strip()}
-        missing = [k for k in wanted if k not in self._ids]
-        unsearched = [k for k in missing if k not in searched]
-        for start in range(0, len(unsearched), BATCH):
-            chunk = unsearched[start : start + BATCH]
-            self._ids |= await self._search([wanted[k] for k in chunk])
-        new = [k for k in missing if k not in self._ids]
+        new = [k for k in wanted if k not in self._ids]
         for start in range(0, len(new), BATCH):
             inputs = [{"properties": {"name": wanted[k]}} for k in new[start : start + BATCH]]
             path = f"{COMPANIES}/batch/create"
