@@ -53,7 +53,7 @@ async def bulk(
     root: Path, crms: Sequence[str], people: int, naive_people: int, latency_ms: int
 ) -> BulkRun:
     """Run scenario 1 on a fresh stack of ``crms`` (the naive baseline only with one CRM)."""
-    async with throwaway_stack(root, crms=list(crms)) as stack:
+    async with throwaway_stack(root, crms=list(crms), separate=True) as stack:
         unenforced = apply_small_plan(stack.running, latency_ms)
         source = stack.source.as_source
         source.set_rate_limit(1_000_000, 1.0)

@@ -166,6 +166,7 @@ async def measure(count: int, drain: int, patience: float, trace: bool, root: Pa
         encoding="utf-8",
     )
     async with throwaway_stack(root) as stack, anyio.create_task_group() as tg:
+        assert stack.daemon is not None  # in process: its state is read directly
         state = stack.daemon.state
         journal_dir = root / "state" / "journal"
         source = stack.source.as_source

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import anyio
 
 from connectors.linkedin.sandbox.samples import generated_people
 from rig.runner import config_text, start_sandboxes
-from rig.stack import ThrowawayDirs, syncd_argv
+from rig.stack import ThrowawayDirs, child_daemon, syncd_argv
 
 MIB = 1024 * 1024
 
@@ -76,18 +75,8 @@ async def measure(root: Path, idle_seconds: float, drain: int, patience: float) 
             "log_file": str(dirs["log"] / "syncd.log"),
             "journal_dir": str(dirs["state"] / "journal"),
         }))  # fmt: skip
-        given = {"config": str(config),
-                 "credentials": {n: sb.credential for n, sb in running.items()}}  # fmt: skip
-        daemon = await anyio.open_process(
-            [sys.executable, "-m", "bench.daemon_child"], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            assert daemon.stdin is not None
-            await daemon.stdin.send(json.dumps(given).encode())
-            await daemon.stdin.aclose()
-            while (await _cli(env, config, "status"))[0] != 0:  # noqa: ASYNC110 - another process: no event to await
-                await anyio.sleep(0.1)  # polling another process's readiness
+        credentials = {n: sb.credential for n, sb in running.items()}
+        async with child_daemon(config, credentials, env) as daemon:
             await anyio.sleep(1.0)  # let start-up work settle before the idle window
             pid = daemon.pid
             before, started = switches(pid), time.perf_counter()
@@ -112,8 +101,5 @@ async def measure(root: Path, idle_seconds: float, drain: int, patience: float) 
                     )
             drain_time = time.perf_counter() - started
             peak = _status_kib(pid, "VmHWM") / 1024
-        finally:
-            daemon.terminate()
-            await daemon.wait()
-            tg.cancel_scope.cancel()
+        tg.cancel_scope.cancel()
     return IdleFigures(idle_time, idle_rss, wakeups, drain, drain - left, drain_time, peak)

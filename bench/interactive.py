@@ -132,7 +132,7 @@ def importtime(stack: Stack, top: int = 8) -> list[tuple[str, int]]:
 
 async def measure(root: Path, runs: int, latency_ms: int, spacing: float = SPACING) -> Interactive:
     """``runs`` adds of new people instant, ``runs`` with latency, and the CLI's floor."""
-    async with throwaway_stack(root) as stack:
+    async with throwaway_stack(root, separate=True) as stack:
         source = stack.source.as_source
         source.set_rate_limit(1_000_000, 1.0)
         people = generated_people(2 * runs + runs, first_index=FIRST)

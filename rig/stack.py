@@ -7,6 +7,7 @@ subprocesses, with `env` pointing every XDG dir into `root`.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,8 +19,10 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from anyio.abc import Process
 
 from connectors import registry
+from rig.daemon_child import READY
 from rig.runner import RunningSandbox, config_text, start_sandboxes
 from sync import log
 from sync.config import load
@@ -94,7 +97,8 @@ class Stack:
     env: dict[str, str]
     config_path: Path
     running: dict[str, RunningSandbox]
-    daemon: DaemonHandle
+    #: The daemon's handle when it runs in this process; None when it has a process of its own.
+    daemon: DaemonHandle | None
 
     @property
     def source(self) -> RunningSandbox:
@@ -129,11 +133,15 @@ async def throwaway_stack(
     crms: Collection[str] | Mapping[str, str] | None = None,
     daemon: Mapping[str, object] | None = None,
     retry: RetryPolicy | None = None,
+    separate: bool = False,
 ) -> AsyncIterator[Stack]:
     """Run sandboxes and a daemon under ``root`` until the block ends.
 
     ``crms`` names the CRM instances: CRM types (one instance each, named after the type)
     or {instance name: type} for several of one type; one of every type by default.
+    With ``separate`` the daemon runs in a process of its own (``rig.daemon_child``), as a
+    user runs it: the sandboxes, which stand in for services on other machines, then do not
+    share its CPU (the benchmarks); ``retry`` applies only in process.
     """
     dirs = ThrowawayDirs.make(root)
     env = dirs.environ()
@@ -158,12 +166,51 @@ async def throwaway_stack(
                 },
             )
         )
+        credentials = {name: sb.credential for name, sb in running.items()}
+        if separate:
+            async with child_daemon(config_path, credentials, env):
+                yield Stack(root, env, config_path, running, None)
+            tg.cancel_scope.cancel()
+            return
         config = load(config_path)
         log.configure(config.daemon.log_level, config.daemon.log_path())
-        store = MemoryTokenStore({name: sb.credential for name, sb in running.items()})
-        handle = await tg.start(partial(run_daemon, config, store, retry=retry))
+        handle = await tg.start(
+            partial(run_daemon, config, MemoryTokenStore(credentials), retry=retry)
+        )
         try:
             yield Stack(root, env, config_path, running, handle)
         finally:
             handle.stop()
             tg.cancel_scope.cancel()  # the sandboxes' servers belong to this group too
+
+
+@asynccontextmanager
+async def child_daemon(
+    config_path: Path, credentials: Mapping[str, str], env: Mapping[str, str]
+) -> AsyncIterator[Process]:
+    """A daemon in its own process, serving once this is entered; SIGTERM at the end."""
+    given = json.dumps({"config": str(config_path), "credentials": dict(credentials)})
+    child = await anyio.open_process(
+        [sys.executable, "-m", "rig.daemon_child"],
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,  # the child's own complaints reach the caller's terminal
+    )
+    try:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        await child.stdin.send(given.encode())
+        await child.stdin.aclose()
+        said = b""
+        async for chunk in child.stdout:
+            said += chunk
+            if said.endswith(READY):
+                break
+        else:
+            raise RuntimeError(f"the daemon's process ended before it served: {said[-300:]!r}")
+        yield child
+    finally:
+        child.terminate()
+        with anyio.CancelScope(shield=True):
+            await child.wait()
