@@ -64,6 +64,39 @@ async def test_a_delivered_selection_leaves_nothing(tmp_path: Path) -> None:
     assert journal.pending() == 0
 
 
+async def test_selections_finishing_together_share_rewrites(tmp_path: Path) -> None:
+    """A hundred selections done at once cost a couple of rewrites of their segment, not a
+    hundred (a 1 000-line import would re-encrypt its segment per person: O(n²)); and each
+    `done` returns only once a file without that selection is on disk."""
+    key = Fernet.generate_key()
+    written: list[bytes] = []
+
+    def recording(path: Path, data: bytes) -> None:
+        written.append(data)
+        write_atomically(path, data)
+
+    journal = Journal(tmp_path, key, write=recording)
+    batch = [selection(n) for n in range(101)]
+    await journal.append(batch)
+    written.clear()
+    left_on_disk: dict[str, bytes] = {}
+
+    async def finish(selection_id: str) -> None:
+        await journal.done(selection_id)
+        left_on_disk[selection_id] = written[-1]
+
+    async with anyio.create_task_group() as tg:
+        for s in batch[:100]:
+            tg.start_soon(finish, s.id)
+    assert 1 <= len(written) <= 3, f"{len(written)} rewrites for 100 selections done together"
+    fernet = Fernet(key)
+    for selection_id, data in left_on_disk.items():
+        assert selection_id.encode() not in fernet.decrypt(data)
+    assert journal.pending() == 1
+    reopened = await Journal(tmp_path, key).replay()
+    assert [s.id for s in reopened.selections] == ["sel_0100"]
+
+
 async def test_a_restart_replays_what_was_not_delivered(tmp_path: Path) -> None:
     """A new journal on the same dir and key gets back exactly the undelivered selections."""
     store = MemoryTokenStore()
