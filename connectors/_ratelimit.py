@@ -118,7 +118,12 @@ class RateLimiter:
                 # window when the server says it frees, or a whole interval from now.
                 frees_in = self.interval if info.reset is None else min(info.reset, self.interval)
                 bisect.insort(self._counted, (now + frees_in - self.interval, unseen))
-            if info.remaining <= 0 and info.reset is not None:
+            # A spent window holds until the server's reset, unless our own count explains
+            # all of the server's: then our window, which counts each request from its end
+            # (never earlier than the server does), knows to the millisecond when a request
+            # frees, where the reset header is rounded up to whole seconds (Pipedrive's
+            # 2 s window said "2" after each burst of 20: a 2 s pause, 15 % of its limit).
+            if info.remaining <= 0 and info.reset is not None and unseen > 0:
                 self._hold_until = max(self._hold_until, now + info.reset)
 
     # -- the window ----------------------------------------------------------------------

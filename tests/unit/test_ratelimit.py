@@ -125,6 +125,18 @@ class TestHeaderCorrection:
         granted = await run(limit, clock, 1)
         assert granted == [3.0]
 
+    async def test_a_window_spent_by_us_alone_frees_on_our_count(self) -> None:
+        """We sent all 3 of 3 (one every 0.1 s); the server's reset, in whole seconds, says
+        2 while our own first request frees 1.0 s after it ended: the next goes then."""
+        clock = FakeClock()
+        limit = limiter(clock, 3, 1.0, parse=generic)
+        for remaining in ("2", "1", "0"):
+            async with limit.slot():
+                limit.observe(answer(remaining=remaining, reset="2"))
+            await clock.sleep(0.1)
+        granted = await run(limit, clock, 2)
+        assert granted == pytest.approx([1.0, 1.1], abs=0.002)
+
     async def test_requests_the_server_counted_but_we_did_not_send(self) -> None:
         """When the server counts 4 of 5 used after our first, only one more goes at once."""
         clock = FakeClock()
