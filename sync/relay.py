@@ -38,9 +38,13 @@ UPSERT_ATTEMPTS = RERUNS
 #: How long a batch that is not full waits for more of a backlog (a bulk import) before it
 #: goes: a lone selection never waits (sync/batcher.py).
 LINGER = 1.0
-#: Profiles read from the source at once (the source paces itself further by its own
-#: rate-limit headers); the daemon's other workers wait for their CRMs' batches.
-SOURCE_READS = 32
+#: Profiles read from the source at once (two requests each; the source paces itself further
+#: by its own rate-limit headers); the daemon's other workers wait for their CRMs' batches.
+#: Eight is a person's session read briskly, not hammered (the source's bot defence watches
+#: sessions), and more costs CPU: httpcore's pool scans every connection for every queued
+#: request, so 32 reads (64 requests on 64 connections) spent most of the daemon's time
+#: there. In the bench, 8 fed HubSpot 97 people/s where 32 fed 72 (and 4, 93).
+SOURCE_READS = 8
 #: The source's instance name: its keyring username, and its name in retry events.
 SOURCE = "source"
 
