@@ -142,7 +142,7 @@ class PipedriveCRM:
             str(options.get("profile_url_field") or "LinkedIn profile URL"),
         )
         self._orgs = Organizations(self._api, search=search)
-        self._people = People(self._api, settings, self._orgs, search=search)
+        self._people = People(self._api, settings, self._orgs, search=search, clock=clock)
         #: How many people of one batch are written at once (see upsert_contacts).
         self._parallel = anyio.CapacityLimiter(PARALLEL)
         #: Whether a bulk call began building the directory (later calls carry it on).
@@ -169,7 +169,16 @@ class PipedriveCRM:
         # calls; a first smaller call only probes (a big company's lone adds keep searching).
         self._building = self._building or len(contacts) >= BULK_MIN
         listed = False
-        if directory.complete or self._building or not directory.started:
+        # A re-import whose people the index knows by identity reads them by id at once;
+        # the listing waits until one of them turns out gone or changed (see directory.py).
+        known = (
+            len(contacts) > 1
+            and directory.fresh()
+            and all(directory.identity(c) is not None for c in contacts)
+        )
+        if known:
+            listed = True
+        elif directory.complete or self._building or not directory.started:
             try:
                 if len(contacts) == 1:  # a lone add: the organisations' refresh alongside
                     listed, _ = await both(
@@ -198,15 +207,37 @@ class PipedriveCRM:
         # them never both create, or both claim, the same record.
         for wave in _waves(contacts):
             if listed:  # every candidate of the wave in as few reads as Pipedrive allows
-                strict = self._settings.strict_match
-                ids = set().union(*(directory.candidates(contacts[i], strict=strict) for i in wave))
-                records = await directory.read(ids)
+                records = await self._read_candidates([contacts[i] for i in wave])
+                if known and not all(self._still_known(contacts[i], records, fields) for i in wave):
+                    known = False
+                    try:
+                        await directory.ready(fields, pages=pages)  # complete: a refresh
+                    except RecordRejected:  # as above: each person is searched instead
+                        listed = False
+                    else:
+                        records = await self._read_candidates([contacts[i] for i in wave])
             async with anyio.create_task_group() as tg:
                 for index in wave:
                     tg.start_soon(one, index, tg.cancel_scope)
             if stopped:
                 raise stopped[0]
         return [outcomes[i] for i in range(len(contacts))]
+
+    async def _read_candidates(self, contacts: Sequence[Contact]) -> dict[int, Person]:
+        """Every person the directory names for any of ``contacts``, read as it is now."""
+        directory = self._people.directory
+        strict = self._settings.strict_match
+        return await directory.read(
+            set().union(*(directory.candidates(c, strict=strict) for c in contacts))
+        )
+
+    def _still_known(
+        self, contact: Contact, records: Mapping[int, Person], fields: FieldMap
+    ) -> bool:
+        """Whether the person the directory knows ``contact`` by still carries its identity."""
+        person_id = self._people.directory.identity(contact)
+        person = records.get(person_id) if person_id is not None else None
+        return person is not None and member_of(person, fields) == (contact.member_id or "").strip()
 
     async def find(self, contact: Contact) -> Presence:
         """Whether ``contact`` is in Pipedrive, by :func:`match`; writes nothing."""

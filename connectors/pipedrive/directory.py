@@ -11,6 +11,12 @@ the full name. The candidates are then read by id, 100 per call (``?ids=``), and
 :func:`connectors.base.match` judges them as it judges search hits. A person a human created or
 edited between batches is in the next ``updated_since`` listing, so every step still finds it.
 
+A batch whose every contact the index already knows by syncd's identity field (a re-import)
+needs no listing while the last one is under :data:`FRESH_FOR` old: the identity step decides
+before any other, and reading those persons by id shows them as they are now. Should one have
+been deleted or lost its identity value, the caller refreshes before judging (see
+:meth:`Directory.identity`).
+
 Only keyed hashes of those keys are held (a random key per process, in memory only): the
 index answers "which ids carry this key" without keeping anyone's email or name.
 Docs: https://developers.pipedrive.com/docs/api/v2 (``getPersons``: ``updated_since``,
@@ -21,8 +27,10 @@ https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting (token costs).
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from connectors._session import Session
@@ -39,6 +47,10 @@ IDS_LIMIT = 100
 #: How far before the build began the first ``updated_since`` reaches back: a person edited
 #: while the build paged past it is read again, whatever the clocks' skew.
 SKEW = timedelta(minutes=10)
+#: How long a listing counts as fresh for a batch of people all known by their identity
+#: (seconds): a person someone else gave the same identity value since then is seen at most
+#: this late (and then makes the match ambiguous, as it would have).
+FRESH_FOR = 10.0
 
 
 def _rfc3339(at: datetime) -> str:
@@ -48,8 +60,11 @@ def _rfc3339(at: datetime) -> str:
 class Directory:
     """Person ids by matching key, for one Pipedrive company, built page by page."""
 
-    def __init__(self, api: Session) -> None:
+    def __init__(self, api: Session, clock: Callable[[], float] = time.monotonic) -> None:
         self._api = api
+        self._clock = clock
+        #: When the index was last brought up to date with Pipedrive (clock seconds).
+        self._listed_at = -math.inf
         self._salt = secrets.token_bytes(16)
         self._ids: dict[bytes, set[int]] = {}
         self._keys: dict[int, tuple[bytes, ...]] = {}
@@ -83,11 +98,23 @@ class Directory:
             self.add_all(people, fields)
             if self._cursor is None:
                 self.complete = True
+                self._listed_at = self._clock()
                 self._since = min(self._since, self._newest) if self._newest else self._since
                 if not first:  # one page is one snapshot; several may miss an edit between
                     await self._refresh(fields)
                 return True
         return False
+
+    def fresh(self) -> bool:
+        """Whether the index is complete and was listed less than :data:`FRESH_FOR` ago."""
+        return self.complete and self._clock() - self._listed_at < FRESH_FOR
+
+    def identity(self, contact: Contact) -> int | None:
+        """The one person id the index holds under ``contact``'s member id, if exactly one."""
+        if not contact.member_id:
+            return None
+        ids = self._ids.get(self._hash("identity", contact.member_id.strip()), set())
+        return next(iter(ids)) if len(ids) == 1 else None
 
     def candidates(self, contact: Contact, *, strict: bool) -> set[int]:
         """Every person id that carries one of ``contact``'s matching keys."""
@@ -142,6 +169,7 @@ class Directory:
         """Index every person updated since the last listing (each page in turn)."""
         params = self._params(fields, sort_by="update_time")
         params["updated_since"] = self._since
+        listed_at = self._clock()
         cursor: str | None = ""
         newest = self._since
         while cursor is not None:
@@ -151,6 +179,7 @@ class Directory:
         # ``updated_since`` includes its own second: a person written in the same second as
         # the newest seen is read again next time, never missed.
         self._since = newest
+        self._listed_at = listed_at
 
     def _params(self, fields: FieldMap, *, sort_by: str) -> dict[str, str]:
         keys = ",".join(k for k in (fields.member_id, fields.profile_url) if k)

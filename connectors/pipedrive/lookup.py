@@ -8,7 +8,8 @@ custom fields, so each hit is read by id before :func:`connectors.base.match` ju
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from connectors._ratelimit import Limiter
 from connectors._session import Session
@@ -50,6 +51,7 @@ class People:
         orgs: Organizations,
         *,
         search: Limiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         #: The limiter of search calls: the token's window and the search API's own.
@@ -60,7 +62,7 @@ class People:
         #: so a re-add never depends on the search index having caught up.
         self.known: dict[str, int] = {}
         #: Candidates by matching key from listings, for bulk upserts (see directory.py).
-        self.directory = Directory(api)
+        self.directory = Directory(api, clock)
 
     def forget(self, person_id: int) -> None:
         """Stop reading ``person_id`` back by member id (it was deleted)."""

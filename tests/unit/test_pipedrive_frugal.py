@@ -13,6 +13,7 @@ import pytest
 
 from connectors.base import ConnectorSettings, Contact
 from connectors.pipedrive.client import PipedriveCRM
+from connectors.pipedrive.directory import FRESH_FOR
 from connectors.pipedrive.sandbox.app import PipedriveSandbox
 from sync.retry import RetryPolicy
 from tests.contract import TOKEN
@@ -290,6 +291,43 @@ class TestDirectoryFindsWhatSearchesFound:
         await crm.aclose()
         assert again[4].outcome == "created"
         assert [o.outcome for i, o in enumerate(again) if i != 4] == ["unchanged"] * 19
+
+    async def test_a_reimport_of_known_people_reads_them_without_a_listing(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """People the index knows by identity, again within FRESH_FOR of the last listing:
+        one read by id per 100 and no listing; once the listing is older, the next batch
+        lists again."""
+        crm = make_crm(sandbox, clock)
+        contacts = people(BULK)
+        await batches(crm, contacts)
+        await crm.upsert_contacts(contacts[:2])  # two known people: a listing, now fresh
+        seen = len(sandbox.core.requests)
+        assert await batches(crm, contacts) == ["unchanged"] * BULK
+        again = sandbox.core.requests[seen:]
+        assert [(r.method, r.path) for r in again] == [("GET", "/api/v2/persons")] * 2
+        assert all("ids=" in r.query and "updated_since" not in r.query for r in again)
+        await clock.sleep(FRESH_FOR)
+        seen = len(sandbox.core.requests)
+        assert await batches(crm, contacts[:BATCH]) == ["unchanged"] * BATCH
+        await crm.aclose()
+        assert any("updated_since" in r.query for r in sandbox.core.requests[seen:])
+
+    async def test_a_known_person_gone_makes_the_batch_list_again(
+        self, sandbox: PipedriveSandbox, clock: FakeClock
+    ) -> None:
+        """Between two batches a human deletes a person syncd wrote and makes another with
+        its email: the read by id misses the first, so the batch lists the company again
+        and updates the human's record instead of making a double."""
+        crm = make_crm(sandbox, clock)
+        first = await crm.upsert_contacts(people(20))
+        sandbox.store.delete_person(int(first[4].id or 0))
+        human = seeded(sandbox, 4, linkedin_url="")
+        again = await crm.upsert_contacts(people(20))
+        await crm.aclose()
+        assert again[4].outcome == "updated"
+        assert again[4].id == human
+        assert sandbox.contact_count() == 20
 
     async def test_the_directory_holds_no_ones_data(
         self, sandbox: PipedriveSandbox, clock: FakeClock
