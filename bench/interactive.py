@@ -138,7 +138,7 @@ async def measure(root: Path, runs: int, latency_ms: int, spacing: float = SPACI
         people = generated_people(2 * runs + runs, first_index=FIRST)
         source.add_people(people)
         ids = [p["profile"]["publicId"] for p in people]
-        await _adds(stack, ids[:2])  # first contact with each CRM (fields, tokens) aside
+        await _adds(stack, ids[:2], spacing)  # first contact with each CRM (fields, tokens) aside
         busy: list[float] = []
         instant = await _adds(stack, ids[2:runs], spacing, busy)
         for sb in stack.running.values():
