@@ -226,7 +226,9 @@ class Journal:
     async def _save_unsaved(self) -> bool:
         """Write every segment whose file is behind; True once none is (lock held)."""
         while self._unsaved:
-            name, segment = next(iter(self._unsaved.items()))
+            # Taken off the list before the write: a selection done while the file is being
+            # written (done() changes memory without the lock) puts it back, to be written again.
+            name, segment = self._unsaved.popitem()
             try:
                 if segment.selections:
                     data = self._encrypt(segment)
@@ -234,6 +236,7 @@ class Journal:
                 else:
                     await anyio.to_thread.run_sync(self._remove, segment.path)
             except OSError as error:
+                self._unsaved.setdefault(name, segment)  # its file is still behind
                 if self._problem is None:
                     log.warning("journal.save_failed", segment=name, code=errno_name(error))
                 self._problem = (
@@ -243,7 +246,6 @@ class Journal:
                     "syncd tries again on its own"
                 )
                 return False
-            del self._unsaved[name]
         if self._problem is not None:
             log.info("journal.saved_again")
         self._problem = None

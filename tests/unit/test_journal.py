@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +96,36 @@ async def test_selections_finishing_together_share_rewrites(tmp_path: Path) -> N
     assert journal.pending() == 1
     reopened = await Journal(tmp_path, key).replay()
     assert [s.id for s in reopened.selections] == ["sel_0100"]
+
+
+async def test_a_selection_done_while_its_segment_is_written_is_written_out_too(
+    tmp_path: Path,
+) -> None:
+    """`done` changes memory without the lock: one done while the disk writes the segment for
+    another must still see a file without it before it returns."""
+    key = Fernet.generate_key()
+    entered, gate, hold = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(path: Path, data: bytes) -> None:
+        if hold.is_set():
+            entered.set()
+            gate.wait(10)
+        write_atomically(path, data)
+
+    journal = Journal(tmp_path, key, write=slow)
+    await journal.append([selection(n) for n in range(3)])
+    hold.set()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.done, "sel_0000")
+        await anyio.to_thread.run_sync(entered.wait, 10)  # the first rewrite is on disk's side
+        tg.start_soon(journal.done, "sel_0001")
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    (path,) = files(tmp_path)
+    on_disk = Fernet(key).decrypt(path.read_bytes())
+    assert b"sel_0000" not in on_disk
+    assert b"sel_0001" not in on_disk
+    assert b"sel_0002" in on_disk
 
 
 async def test_a_restart_replays_what_was_not_delivered(tmp_path: Path) -> None:
