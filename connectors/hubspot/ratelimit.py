@@ -49,12 +49,14 @@ def parse(response: httpx.Response) -> RateInfo | None:
 
 
 #: How hard :class:`SharedWindow` brakes as the app's window fills: the pause after an
-#: answer is ``interval * BRAKE * limit / remaining**2``. With N clients always busy the
-#: window settles where N * remaining**2 = BRAKE * limit * (limit - remaining): about 10
-#: of 100 left for 20 clients (0.9 of the limit used), 18 for 5 clients.
+#: answer is ``interval * BRAKE * limit / free**2``, ``free`` being what remains beyond the
+#: reserve. With N clients always busy the window settles where
+#: N * free**2 = BRAKE * limit * (limit - remaining).
 BRAKE = 0.5
 #: The part of the window the brake treats as already gone: answers arrive late enough
-#: that a whole team may send one more request each after the window looked open.
+#: that a whole team may send one more request each after the window looked open. It grows
+#: to one request per client the answers show (about 1/share, at most half the window): with
+#: a fixed 10, twenty daemons met a full window about once a run each.
 RESERVE = 0.1
 #: How far a pause may be stretched (a fraction of it), so that clients braked by the
 #: same ``-Remaining`` do not all come back in the same instant.
@@ -214,7 +216,10 @@ class SharedWindow:
         self.share = 1.0 if others <= 0 else len(self._mine) / max(used, 1)
         if others <= 0 and response.status_code != 429:
             return  # alone: our own count is exact
-        free = max(remaining - RESERVE * limit, 1)
+        # Keep at least one request free per client we can tell is there (1/share): each
+        # may send one more before it sees the answer that fills the window.
+        reserve = max(RESERVE * limit, min(1 / max(self.share, 1e-9), limit / 2))
+        free = max(remaining - reserve, 1)
         # Jitter, so that a team braked by the same number does not restart in step.
         # (upward only: a pause shorter than the brake's could meet a window still full).
         pause = min(interval, interval * self.brake * limit / free**2)
