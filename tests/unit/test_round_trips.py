@@ -44,6 +44,18 @@ def person(n: int) -> Contact:
     )
 
 
+async def lone_add(
+    crm: HubSpotCRM | PipedriveCRM, sandbox: HubSpotSandbox | PipedriveSandbox, n: int
+) -> list[RecordedRequest]:
+    """Add new person ``n`` alone, the sandbox answering in LATENCY_MS; what it was sent."""
+    sandbox.core.latency_ms = LATENCY_MS
+    seen = len(sandbox.core.requests)
+    (outcome,) = await crm.upsert_contacts([person(n)])
+    await crm.aclose()
+    assert outcome.outcome == "created"
+    return sandbox.core.requests[seen:]
+
+
 class TestHubSpotLoneAdd:
     async def test_lookups_and_the_company_search_go_in_one_round_trip(self) -> None:
         """A new lone person: identity read, email read, contact search and company search
@@ -53,12 +65,7 @@ class TestHubSpotLoneAdd:
         wire = RecordingTransport.over(sandbox.app)
         crm = HubSpotCRM(settings, TOKEN, transport=wire, limiter=Unlimited())
         await crm.upsert_contacts([person(1)])  # syncd's properties made, account known
-        sandbox.core.latency_ms = LATENCY_MS
-        seen = len(sandbox.core.requests)
-        (outcome,) = await crm.upsert_contacts([person(2)])
-        await crm.aclose()
-        assert outcome.outcome == "created"
-        sent = sandbox.core.requests[seen:]
+        sent = await lone_add(crm, sandbox, 2)
         lookups = [r for r in sent if r.path.endswith(("/batch/read", "/search"))]
         writes = [r for r in sent if r.path.endswith("/batch/create")]
         assert len(lookups) == 4, [r.path for r in sent]
@@ -91,12 +98,7 @@ class TestPipedriveLoneAdd:
         crm = PipedriveCRM(settings, TOKEN, transport=httpx.ASGITransport(app=sandbox.app))
         await crm.upsert_contacts([person(1)])  # fields made, listings started
         await crm.upsert_contacts([person(2)])
-        sandbox.core.latency_ms = LATENCY_MS
-        seen = len(sandbox.core.requests)
-        (outcome,) = await crm.upsert_contacts([person(3)])
-        await crm.aclose()
-        assert outcome.outcome == "created"
-        sent = sandbox.core.requests[seen:]
+        sent = await lone_add(crm, sandbox, 3)
         assert [(r.method, r.path) for r in sent[2:]] == [
             ("POST", "/api/v2/organizations"),
             ("POST", "/api/v2/persons"),
